@@ -1,0 +1,186 @@
+"""One function per hutch-runtime verb: parse what argparse gave, call the runtime, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from hutch.cli.runtime import Logger, parse_signal
+from hutch.errors import InvalidArgument
+
+
+def cmd_create(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.launcher import CreateOptions, create
+    create(args.root, args.id, CreateOptions(args.bundle, args.console_socket, None,
+                                             args.pid_file, args.no_pivot, args.preserve_fds))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.oci.runtime_spec import load_config
+    from hutch.runtime import foreground as fg
+    from hutch.runtime.container import Container
+    from hutch.runtime.launcher import CreateOptions, create
+
+    terminal = bool((load_config(os.path.abspath(args.bundle)).get("process") or {})
+                    .get("terminal"))
+    proxy = None
+    if not args.detach:
+        fg.become_subreaper()
+        if terminal and not args.console_socket:
+            proxy = fg.TerminalProxy()
+    forwarder = fg.SignalForwarder()
+    if not args.detach:
+        forwarder.install()
+    rec = create(args.root, args.id, CreateOptions(
+        args.bundle, args.console_socket, proxy.child if proxy else None, args.pid_file,
+        args.no_pivot, args.preserve_fds))
+    pid = rec["pid"]
+    forwarder.pid = pid
+    container = Container(args.root, args.id)
+    try:
+        if proxy:
+            proxy.receive()
+        container.start()
+    except BaseException:
+        container.delete(force=True)
+        raise
+    if args.detach:
+        return 0
+    status = proxy.run_until_exit(pid) if proxy else fg.wait_for(pid)
+    forwarder.restore()
+    if not args.keep:
+        Container(args.root, args.id).delete(force=True)
+    return status
+
+
+def cmd_start(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    Container(args.root, args.id).start()
+    return 0
+
+
+def cmd_state(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    print(json.dumps(Container(args.root, args.id).state(), indent=2))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    Container(args.root, args.id).kill(parse_signal(args.signal), args.all)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    from hutch.runtime.statedir import StateDir
+    try:
+        Container(args.root, args.id).delete(args.force)
+    except Exception:
+        if args.force and not StateDir(args.root, args.id).exists():
+            return 0
+        raise
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    Container(args.root, args.id).pause()
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    Container(args.root, args.id).resume()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import list_containers
+    states = []
+    for c in list_containers(args.root):
+        st = c.state()
+        st.setdefault("owner", "root")
+        if not st.get("owner"):
+            st["owner"] = "root"
+        states.append(st)
+    if args.quiet:
+        for st in states:
+            print(st["id"])
+    elif args.format == "json":
+        print(json.dumps(states))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s.get("pid", 0)), s["status"], s.get("bundle", ""),
+                  s.get("created", ""), s.get("owner", "")) for s in states]
+        _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def cmd_ps(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    pids = Container(args.root, args.id).pids()
+    if args.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+    ps_args = args.ps_args or ["-ef"]
+    if ps_args and ps_args[0] == "--":
+        ps_args = ps_args[1:]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise InvalidArgument(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return 0
+    header = lines[0]
+    cols = header.split()
+    if "PID" not in cols:
+        raise InvalidArgument("ps output has no PID column; include one in the ps options")
+    index = cols.index("PID")
+    print(header)
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > index and fields[index].isdigit() and int(fields[index]) in wanted:
+            print(line)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.runtime.exec import ExecOptions, exec_process
+    if not args.process and not args.command:
+        raise InvalidArgument("exec: give a command or --process FILE")
+    command = args.command[1:] if args.command and args.command[0] == "--" else args.command
+    return exec_process(args.root, args.id, ExecOptions(
+        process_file=args.process, args=command, tty=args.tty, console_socket=args.console_socket,
+        cwd=args.cwd, env=args.env, user=args.user, additional_gids=args.additional_gids,
+        detach=args.detach, pid_file=args.pid_file, caps=args.cap, no_new_privs=args.no_new_privs,
+        preserve_fds=args.preserve_fds, ignore_paused=args.ignore_paused))
+
+
+def cmd_spec(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.oci.defaults import default_spec
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise InvalidArgument(f"file {path} exists; remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=args.rootless), f, indent="\t")
+        f.write("\n")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, log: Logger) -> int:
+    from hutch.oci.features import features
+    json.dump(features(seccomp_enabled=False, idmap_enabled=False), sys.stdout, indent="    ")
+    print()
+    return 0

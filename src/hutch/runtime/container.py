@@ -1,0 +1,176 @@
+"""A created container, loaded from its state directory: status and lifecycle verbs.
+
+Status is derived from the kernel on every call, never read back from a file:
+the init's pid and start time say whether it runs, the exec fifo whether it was
+started, the freezer whether it is paused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from hutch.cgroups import load_manager
+from hutch.errors import WrongState
+from hutch.linux import procfs
+from hutch.oci.state import state_document
+from hutch.runtime.hooks import run_hooks
+from hutch.runtime.statedir import StateDir, list_ids
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+
+class Container:
+    def __init__(self, root: str, container_id: str) -> None:
+        self.dir = StateDir(root, container_id)
+        self.record = self.dir.load()
+        self.id = container_id
+        self._cgroup = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.record.get("pid") or 0)
+
+    @property
+    def spec(self) -> dict:
+        return self.record.get("spec") or {}
+
+    @property
+    def cgroup(self):  # type: ignore[no-untyped-def]
+        if self._cgroup is None and self.record.get("cgroup"):
+            self._cgroup = load_manager(self.record["cgroup"])
+        return self._cgroup
+
+    def status(self) -> str:
+        rec = self.record
+        if rec.get("creating"):
+            creator = rec.get("creator")
+            if creator and procfs.is_alive(creator, rec.get("creator_start")):
+                return CREATING
+            return STOPPED
+        if not procfs.is_alive(self.pid, rec.get("start_time")):
+            return STOPPED
+        if os.path.exists(self.dir.fifo):
+            return CREATED
+        cg = self.cgroup
+        if cg is not None and cg.is_frozen():
+            return PAUSED
+        return RUNNING
+
+    def state(self) -> dict:
+        status = self.status()
+        rec = self.record
+        doc = state_document(self.id, status, self.pid if status != STOPPED else 0,
+                             rec.get("bundle", ""), rec.get("annotations") or {},
+                             created=rec.get("created"))
+        return doc
+
+    # -- verbs -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        status = self.status()
+        if status != CREATED:
+            raise WrongState(f"cannot start a container that is {status}: {self.id}"
+                             + (" (only a created container can be started)"
+                                if status != STOPPED else ""))
+        try:
+            fd = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise WrongState(f"container {self.id} was started already") from None
+        try:
+            # The init holds the write end open (blocked in open() until now) and
+            # writes one byte; wait for it, or for the init to die.
+            import select
+            while True:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if ready and os.read(fd, 1):
+                    break
+                if not procfs.is_alive(self.pid, self.record.get("start_time")):
+                    raise WrongState(f"container {self.id} init exited before start")
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(self.dir.fifo)
+            except FileNotFoundError:
+                pass
+        run_hooks(self.spec.get("hooks"), "poststart", self.state())
+
+    def kill(self, sig: int, all_processes: bool = False) -> None:
+        status = self.status()
+        if status not in (CREATED, RUNNING, PAUSED):
+            raise WrongState(f"container {self.id} is not running ({status})")
+        if all_processes and self.cgroup is not None:
+            self.cgroup.kill_all(sig)
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def pause(self) -> None:
+        status = self.status()
+        if status != RUNNING:
+            raise WrongState(f"container {self.id} is not running ({status}), cannot pause it")
+        self._require_cgroup("pause").freeze()
+
+    def resume(self) -> None:
+        status = self.status()
+        if status != PAUSED:
+            raise WrongState(f"container {self.id} is not paused ({status}), cannot resume it")
+        self._require_cgroup("resume").thaw()
+
+    def _require_cgroup(self, verb: str):  # type: ignore[no-untyped-def]
+        if self.cgroup is None:
+            raise WrongState(f"cannot {verb} container {self.id}: it has no cgroup")
+        return self.cgroup
+
+    def pids(self) -> list[int]:
+        if self.cgroup is None:
+            return [self.pid] if self.status() != STOPPED else []
+        return sorted(self.cgroup.pids())
+
+    def delete(self, force: bool = False) -> None:
+        status = self.status()
+        if status in (RUNNING, PAUSED, CREATING) and not force:
+            raise WrongState(f"cannot delete container {self.id} that is not stopped: {status}"
+                             " (use --force)")
+        if status != STOPPED:
+            self._kill_everything()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        spec = self.spec
+        if spec.get("hooks") and not self.record.get("creating"):
+            state = self.state()
+            state["status"] = STOPPED
+            run_hooks(spec.get("hooks"), "poststop", state)
+        self.dir.remove()
+
+    def _kill_everything(self, timeout: float = 10.0) -> None:
+        cg = self.cgroup
+        if cg is not None and cg.exists():
+            if cg.is_frozen():
+                cg.thaw()
+            cg.kill_all(signal.SIGKILL)
+        elif self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while procfs.is_alive(self.pid, self.record.get("start_time")):
+            if time.monotonic() > deadline:
+                raise WrongState(f"container {self.id}: init {self.pid} did not die on SIGKILL")
+            time.sleep(0.005)
+
+
+def list_containers(root: str) -> list[Container]:
+    out = []
+    for cid in list_ids(root):
+        try:
+            out.append(Container(root, cid))
+        except (OSError, ValueError) as e:
+            if getattr(e, "errno", None) not in (errno.ENOENT, None):
+                raise
+    return out
