@@ -77,6 +77,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if (REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail")
             and not item.stash.get(_allowed_skip, False)):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        reason = str(reason).removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"skipped ({reason}), but HUTCH_REQUIRE_ALL=1 forbids skips"
 

@@ -45,7 +45,13 @@ def signal_all(sig: int, list_pids: Callable[[], list[int]],
         return
     is_frozen, freeze, thaw = freezer
     was_frozen = is_frozen()
-    freeze()
+    try:
+        freeze()
+    except SystemFailure:
+        # A freeze that does not complete (a task stuck in the kernel) must not stop
+        # a kill; freeze() has thawed again, so signal the way we would without one.
+        _signal_unfrozen(sig, list_pids, where)
+        return
     try:
         signal_pids(list_pids(), sig)
     finally:
@@ -66,5 +72,7 @@ def _signal_unfrozen(sig: int, list_pids: Callable[[], list[int]], where: str) -
         return not pids
 
     if not wait_until(gone, KILL_TIMEOUT):
-        raise SystemFailure(errno.EAGAIN, f"kill -9 every process in {where}: processes"
-                            f" {' '.join(map(str, pids))} keep appearing; a freezer would stop them")
+        raise SystemFailure(errno.EAGAIN, f"kill -9 every process in {where}: pids"
+                            f" {' '.join(map(str, pids))} are still there after {KILL_TIMEOUT:g}s"
+                            " (stuck in the kernel, or forking faster than we kill without a"
+                            " freezer)")

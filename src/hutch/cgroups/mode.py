@@ -18,7 +18,7 @@ MODES = ("unified", "hybrid", "legacy")
 class Mount:
     """One cgroup or cgroup2 mount from /proc/self/mountinfo."""
 
-    __slots__ = ("mountpoint", "root", "fstype", "options")
+    __slots__ = ("fstype", "mountpoint", "options", "root")
 
     def __init__(self, mountpoint: str, root: str, fstype: str, options: frozenset[str]) -> None:
         self.mountpoint = mountpoint
@@ -33,7 +33,7 @@ class Mount:
 class OwnCgroup:
     """One line of /proc/self/cgroup: ``hierarchy-id:controllers:path``."""
 
-    __slots__ = ("hierarchy_id", "controllers", "path")
+    __slots__ = ("controllers", "hierarchy_id", "path")
 
     def __init__(self, hierarchy_id: int, controllers: tuple[str, ...], path: str) -> None:
         self.hierarchy_id = hierarchy_id
@@ -47,7 +47,7 @@ class OwnCgroup:
 class Hierarchy:
     """A hierarchy the caller is in, with the mount through which we reach it."""
 
-    __slots__ = ("version", "controllers", "mountpoint", "root", "own")
+    __slots__ = ("controllers", "mountpoint", "own", "root", "version")
 
     def __init__(self, version: int, controllers: tuple[str, ...], mountpoint: str, root: str,
                  own: str) -> None:

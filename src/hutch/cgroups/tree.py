@@ -25,7 +25,7 @@ def make_dirs(path: str) -> list[str]:
         if parent == d:
             break
         d = parent
-    created = []
+    created: list[str] = []
     for d in reversed(missing):
         try:
             os.mkdir(d, 0o755)
@@ -92,14 +92,23 @@ def remove_dirs(paths: Iterable[str], timeout: float) -> None:
     rmdir fails with EBUSY while processes are still leaving; that is retried until
     ``timeout``. A cgroup already gone is fine.
     """
-    deadline = time.monotonic() + timeout
+    paths = list(paths)
     for path in paths:
         if os.path.ismount(path):
             raise InvalidArgument(f"refusing to remove {path}: it is the root of a cgroup hierarchy")
-        if not os.path.isdir(path):
-            continue
-        for d in _subdirs_bottom_up(path):
-            _rmdir(d, deadline, timeout)
+    deadline = time.monotonic() + timeout
+    first: SystemFailure | None = None
+    for path in paths:  # every hierarchy gets its turn, even after one failed
+        try:
+            for d in _subdirs_bottom_up(path) if os.path.isdir(path) else ():
+                _rmdir(d, deadline, timeout)
+        except SystemFailure as e:
+            if first is None:
+                first = e
+            else:
+                first.add_note(f"also: {e}")
+    if first is not None:
+        raise first
 
 
 def _rmdir(d: str, deadline: float, timeout: float) -> None:

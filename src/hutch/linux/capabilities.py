@@ -136,6 +136,9 @@ def apply_capabilities(bounding: list[str], effective: list[str], permitted: lis
     capset() the effective, permitted and inheritable sets, then clear the
     ambient set and raise each ambient capability.
 
+    Bounding capabilities already dropped are left alone, so a process that
+    is already restricted enough needs no CAP_SETPCAP.
+
     Unknown names raise InvalidArgument before anything changes. Capabilities
     the running kernel does not know (above cap_last_cap) are skipped, as runc
     does. Returns the names that were not applied: those unknown to the kernel,
@@ -168,10 +171,12 @@ def apply_capabilities(bounding: list[str], effective: list[str], permitted: lis
     amb = mask_of(ambient)
 
     for bit in range(top + 1):
-        if not bnd >> bit & 1:
+        # Only drop what is still there: dropping needs CAP_SETPCAP, and a
+        # set that is already small enough needs no privilege.
+        if not bnd >> bit & 1 and prctl(C.PR_CAPBSET_READ, bit) == 1:
             prctl(C.PR_CAPBSET_DROP, bit)
 
-    _capset(eff, prm, inh)
+    capset(eff, prm, inh)
 
     try:
         prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL)
@@ -190,7 +195,8 @@ def apply_capabilities(bounding: list[str], effective: list[str], permitted: lis
     return skipped
 
 
-def _capset(effective: int, permitted: int, inheritable: int) -> None:
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the calling thread's effective, permitted and inheritable masks."""
     import ctypes
 
     from hutch.linux import constants as C
@@ -213,3 +219,6 @@ def _capset(effective: int, permitted: int, inheritable: int) -> None:
     syscall(C.SYS_CAPSET, ctypes.byref(header), data, call="capset",
             detail=f"effective={effective:#x}, permitted={permitted:#x}, "
                    f"inheritable={inheritable:#x}")
+
+
+_capset = capset  # the old private name, still used by hutch.runtime.process

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform
+import os
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -66,7 +66,7 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-_ARCH = platform.machine()
+_ARCH = os.uname().machine
 if _ARCH == "aarch64":
     SYS_PIVOT_ROOT = 41
     SYS_CAPGET = 90

@@ -9,67 +9,14 @@ from __future__ import annotations
 
 from hutch import OCI_VERSION, __version__
 from hutch.linux.capabilities import CAPABILITIES
-from hutch.linux.constants import NAMESPACES
 from hutch.linux.mountopts import known_options
-
-HOOK_NAMES: tuple[str, ...] = (
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-)
-
-SECCOMP_ACTIONS: tuple[str, ...] = (
-    "SCMP_ACT_ALLOW",
-    "SCMP_ACT_ERRNO",
-    "SCMP_ACT_KILL",
-    "SCMP_ACT_KILL_PROCESS",
-    "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_LOG",
-    "SCMP_ACT_NOTIFY",
-    "SCMP_ACT_TRACE",
-    "SCMP_ACT_TRAP",
-)
-
-SECCOMP_OPERATORS: tuple[str, ...] = (
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_MASKED_EQ",
-    "SCMP_CMP_NE",
-)
-
-SECCOMP_ARCHS: tuple[str, ...] = (
-    "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_ARM",
-    "SCMP_ARCH_LOONGARCH64",
-    "SCMP_ARCH_MIPS",
-    "SCMP_ARCH_MIPS64",
-    "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32",
-    "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE",
-    "SCMP_ARCH_RISCV64",
-    "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X",
-    "SCMP_ARCH_X32",
-    "SCMP_ARCH_X86",
-    "SCMP_ARCH_X86_64",
-)
-
-# Filter flags hutch knows. TSYNC is accepted and ignored, as runc does: the
-# runtime is single-threaded when it loads the filter.
-SECCOMP_FLAGS: tuple[str, ...] = (
-    "SECCOMP_FILTER_FLAG_TSYNC",
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-    "SECCOMP_FILTER_FLAG_LOG",
+from hutch.oci.runtime_spec import (
+    HOOK_NAMES,
+    NAMESPACE_TYPES,
+    SECCOMP_ACTIONS,
+    SECCOMP_ARCHS,
+    SECCOMP_FLAGS,
+    SECCOMP_OPERATORS,
 )
 
 ANNOTATION_VERSION = "io.github.hutch.version"
@@ -91,9 +38,9 @@ def features(*, seccomp_enabled: bool, idmap_enabled: bool,
                          else seccomp_supported_flags)
         seccomp: dict[str, object] = {
             "enabled": True,
-            "actions": list(SECCOMP_ACTIONS),
-            "operators": list(SECCOMP_OPERATORS),
-            "archs": list(SECCOMP_ARCHS),
+            "actions": sorted(SECCOMP_ACTIONS),
+            "operators": sorted(SECCOMP_OPERATORS),
+            "archs": sorted(SECCOMP_ARCHS),
             "knownFlags": list(SECCOMP_FLAGS),
             "supportedFlags": supported,
         }
@@ -105,7 +52,7 @@ def features(*, seccomp_enabled: bool, idmap_enabled: bool,
         "hooks": list(HOOK_NAMES),
         "mountOptions": known_options(),
         "linux": {
-            "namespaces": sorted(NAMESPACES),
+            "namespaces": list(NAMESPACE_TYPES),
             "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.__getitem__),
             "cgroup": {
                 "v1": True,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+from hutch import OCI_VERSION
 from hutch.errors import InvalidArgument, NotFound, SystemFailure
 from hutch.linux.capabilities import CAPABILITIES
 from hutch.linux.constants import NAMESPACES
@@ -54,6 +55,17 @@ SECCOMP_OPERATORS: frozenset[str] = frozenset({
     "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE",
 })
+SECCOMP_ARCHS: frozenset[str] = frozenset({
+    "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+})
+# Filter flags, in the order `features` lists them. TSYNC is accepted and
+# ignored, as runc does: the runtime is single-threaded when it loads the filter.
+SECCOMP_FLAGS: tuple[str, ...] = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                                  "SECCOMP_FILTER_FLAG_LOG")
 
 # sysctls that belong to the IPC namespace (besides fs.mqueue.*).
 IPC_SYSCTLS: frozenset[str] = frozenset({
@@ -276,17 +288,28 @@ def _section(spec: dict[str, object], key: str) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-def _namespaces(spec: dict[str, object]) -> dict[str, tuple[int, dict[str, object]]]:
-    """Namespace type -> (index, entry), for the well-formed entries (first one wins)."""
+def _namespaces(spec: dict[str, object]) -> dict[str, tuple[int, dict[str, object]]] | None:
+    """Namespace type -> (index, entry), for the well-formed entries (first one wins).
+
+    None when "linux" or "linux.namespaces" is malformed: that is reported once,
+    and checks that depend on the namespaces skip rather than pile on.
+    """
     found: dict[str, tuple[int, dict[str, object]]] = {}
-    linux = _section(spec, "linux")
-    entries = linux.get("namespaces") if linux else None
-    if isinstance(entries, list):
-        for i, entry in enumerate(entries):
-            if isinstance(entry, dict):
-                ns_type = entry.get("type")
-                if isinstance(ns_type, str) and ns_type not in found:
-                    found[ns_type] = (i, entry)
+    linux = spec.get("linux")
+    if linux is None:
+        return found
+    if not isinstance(linux, dict):
+        return None
+    entries = linux.get("namespaces")
+    if entries is None:
+        return found
+    if not isinstance(entries, list):
+        return None
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            ns_type = entry.get("type")
+            if isinstance(ns_type, str) and ns_type not in found:
+                found[ns_type] = (i, entry)
     return found
 
 
@@ -294,8 +317,6 @@ def _namespaces(spec: dict[str, object]) -> dict[str, tuple[int, dict[str, objec
 
 
 def check_version(spec: dict[str, object], bundle: str, p: Problems) -> None:
-    from hutch import OCI_VERSION
-
     version = _str(spec, "ociVersion", "ociVersion", p, required=True)
     if version is None:
         return
@@ -377,8 +398,7 @@ def check_rlimits(spec: dict[str, object], bundle: str, p: Problems) -> None:
         rl_type = rl.get("type")
         if rl_type is None:
             p.append(f"{where}.type: missing")
-        elif _one_of(rl_type, RLIMITS, "rlimit", f"{where}.type", p):
-            assert isinstance(rl_type, str)
+        elif _one_of(rl_type, RLIMITS, "rlimit", f"{where}.type", p) and isinstance(rl_type, str):
             if rl_type in seen:
                 p.append(f"{where}.type: duplicate {rl_type} "
                          f"(also at process.rlimits[{seen[rl_type]}])")
@@ -419,8 +439,8 @@ def check_namespaces(spec: dict[str, object], bundle: str, p: Problems) -> None:
         ns_type = entry.get("type")
         if ns_type is None:
             p.append(f"{where}.type: missing")
-        elif _one_of(ns_type, NAMESPACE_TYPES, "namespace type", f"{where}.type", p):
-            assert isinstance(ns_type, str)
+        elif (_one_of(ns_type, NAMESPACE_TYPES, "namespace type", f"{where}.type", p)
+              and isinstance(ns_type, str)):
             if ns_type in seen:
                 p.append(f"{where}.type: duplicate {ns_type} namespace "
                          f"(also at linux.namespaces[{seen[ns_type]}])")
@@ -436,7 +456,10 @@ def check_id_mappings(spec: dict[str, object], bundle: str, p: Problems) -> None
         return
     uids = _id_mappings(linux, "uidMappings", "linux.uidMappings", p)
     gids = _id_mappings(linux, "gidMappings", "linux.gidMappings", p)
-    userns = _namespaces(spec).get("user")
+    namespaces = _namespaces(spec)
+    if namespaces is None:
+        return
+    userns = namespaces.get("user")
     if userns is None:
         for key in ("uidMappings", "gidMappings"):
             if linux.get(key):
@@ -452,10 +475,10 @@ def check_id_mappings(spec: dict[str, object], bundle: str, p: Problems) -> None
 
 
 def check_uts(spec: dict[str, object], bundle: str, p: Problems) -> None:
-    has_uts = "uts" in _namespaces(spec)
+    namespaces = _namespaces(spec)
     for key in ("hostname", "domainname"):
         value = _str(spec, key, key, p)
-        if value and not has_uts:
+        if value and namespaces is not None and "uts" not in namespaces:
             p.append(f"{key}: {key} requires a new UTS namespace "
                      f"(add {{\"type\": \"uts\"}} to linux.namespaces)")
 
@@ -543,6 +566,8 @@ def check_sysctl(spec: dict[str, object], bundle: str, p: Problems) -> None:
         return
     sysctls = _str_map(linux, "sysctl", "linux.sysctl", p)
     namespaces = _namespaces(spec)
+    if namespaces is None:
+        return
     for key in sysctls:
         name = _sysctl_name(key)
         if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
@@ -601,8 +626,12 @@ def check_seccomp(spec: dict[str, object], bundle: str, p: Problems) -> None:
     else:
         _one_of(action, SECCOMP_ACTIONS, "action", "linux.seccomp.defaultAction", p)
     _uint(seccomp, "defaultErrnoRet", "linux.seccomp.defaultErrnoRet", p)
-    _str_list(seccomp, "architectures", "linux.seccomp.architectures", p)
-    _str_list(seccomp, "flags", "linux.seccomp.flags", p)
+    for key, known, what in (("architectures", SECCOMP_ARCHS, "architecture"),
+                             ("flags", SECCOMP_FLAGS, "flag")):
+        where = f"linux.seccomp.{key}"
+        for i, name in enumerate(_str_list(seccomp, key, where, p)):
+            if name not in known:
+                p.append(f"{where}[{i}]: unknown {what} {json.dumps(name)}")
     _str(seccomp, "listenerPath", "linux.seccomp.listenerPath", p)
     for i, rule in enumerate(_list(seccomp, "syscalls", "linux.seccomp.syscalls", p)):
         where = f"linux.seccomp.syscalls[{i}]"

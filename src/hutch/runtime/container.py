@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+from hutch import OCI_VERSION
 from hutch.cgroups import load_manager
 from hutch.errors import WrongState
 from hutch.linux import procfs
@@ -62,10 +63,10 @@ class Container:
     def state(self) -> dict:
         status = self.status()
         rec = self.record
-        doc = state_document(self.id, status, self.pid if status != STOPPED else 0,
-                             rec.get("bundle", ""), rec.get("annotations") or {},
-                             created=rec.get("created"))
-        return doc
+        return state_document(self.id, status, self.pid, rec.get("bundle", ""),
+                              rec.get("annotations") or {}, created=rec.get("created"),
+                              rootfs=rec.get("rootfs", ""), owner=rec.get("owner", ""),
+                              version=self.spec.get("ociVersion") or OCI_VERSION)
 
     # -- verbs -------------------------------------------------------------------------
 

@@ -176,6 +176,9 @@ def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
                        console: socket.socket | None, setgroups_allowed: bool,
                        preserve_fds: int) -> None:
     try:
+        # Non-dumpable before the fork: the child is visible inside the container
+        # and must never expose its memory or /proc/PID/exe, not even briefly.
+        prctl(C.PR_SET_DUMPABLE, 0)
         join_all(fds)
         pid = os.fork()
     except BaseException as e:  # noqa: BLE001
@@ -185,7 +188,6 @@ def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
         ch.send("pid", pid=pid)
         os._exit(0)
     try:
-        prctl(C.PR_SET_DUMPABLE, 0)
         ch.recv("go", "the runtime")
         if console is not None:
             from hutch.runtime.console import setup_container_console

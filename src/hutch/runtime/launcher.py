@@ -128,7 +128,8 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
             os.waitpid(pid, 0)
         parent.recv("hooks", "the container's init")
         state = state_document(container_id, "creating", init_pid, bundle,
-                               spec.get("annotations") or {})
+                               spec.get("annotations") or {}, rootfs=_rootfs(spec, bundle),
+                               version=spec.get("ociVersion") or OCI_VERSION)
         run_hooks(spec.get("hooks"), "prestart", state)
         run_hooks(spec.get("hooks"), "createRuntime", state)
         state["status"] = "created"

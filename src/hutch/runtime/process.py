@@ -12,8 +12,9 @@ import resource
 
 from hutch.errors import InvalidArgument
 from hutch.linux import constants as C
-from hutch.linux.capabilities import _capset, apply_capabilities, current_capabilities, names_to_mask
-from hutch.linux.syscalls import prctl
+from hutch.linux.capabilities import apply_capabilities, capset, current_capabilities, names_to_mask
+from hutch.linux.syscalls import execveat, prctl
+from hutch.linux.trampoline import MAGIC, sealed_trampoline
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -115,7 +116,7 @@ def set_identity(process: dict, setgroups_allowed: bool = True) -> None:
         # setuid cleared the effective set; take back what is permitted so the
         # bounding set can still be dropped (that needs CAP_SETPCAP).
         cur = current_capabilities()
-        _capset(names_to_mask(cur["permitted"]), names_to_mask(cur["permitted"]),
+        capset(names_to_mask(cur["permitted"]), names_to_mask(cur["permitted"]),
                 names_to_mask(cur["inheritable"]))
     apply_capabilities(caps.get("bounding") or [], caps.get("effective") or [],
                        caps.get("permitted") or [], caps.get("inheritable") or [],
@@ -149,7 +150,20 @@ def close_other_fds(keep_upto: int) -> None:
 
 
 def exec_process(path: str, args: list[str], env: list[str], preserve_fds: int) -> None:
-    """Replace the calling process with the container's program; never returns."""
+    """Replace the calling process with the container's program; never returns.
+
+    The exec goes through the sealed trampoline (see hutch.linux.trampoline) so
+    that the host's interpreter is never what /proc/self/exe names at that
+    moment; where memfds cannot be executed, it falls back to a plain execve.
+    """
     close_other_fds(2 + preserve_fds)
+    fd = sealed_trampoline()
+    if fd is not None:
+        try:
+            execveat(fd, [MAGIC.decode(), path, *args], env)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.ENOSYS):
+                raise
+        os.close(fd)
     environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
     os.execve(path, args, environ)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hutch import OCI_VERSION
+# What runc 1.1's `spec` writes, less "-dev": every runtime here accepts it, while
+# crun 1.8 (Debian 12) refuses "1.2.0" ("unknown version specified").
+OCI_VERSION = "1.0.2"
 
 CAPABILITIES = [
     "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE",  # runc spec's default

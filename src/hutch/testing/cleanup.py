@@ -33,11 +33,15 @@ def _reap_if_child(pid: int) -> None:
         pass
 
 
-def wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
-    """Wait until none of ``pids`` runs (reaping our own children); return those still alive."""
+def wait_gone(pids: Sequence[int], timeout: float, reap: bool = False) -> list[int]:
+    """Wait until none of ``pids`` runs; return those still alive.
+
+    With ``reap``, those that are our children are reaped too (never do that to a
+    Popen's child: its returncode would be lost).
+    """
     deadline = time.monotonic() + timeout
     while True:
-        for pid in pids:
+        for pid in pids if reap else ():
             _reap_if_child(pid)
         alive = [p for p in pids if pid_alive(p)]
         if not alive or time.monotonic() >= deadline:
@@ -88,7 +92,7 @@ class Reaper:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        problems += [f"pid {p} survived SIGKILL" for p in wait_gone(self._pids, timeout)]
+        problems += [f"pid {p} survived SIGKILL" for p in wait_gone(self._pids, timeout, reap=True)]
         self._procs.clear()
         self._pids.clear()
         return problems
