@@ -96,6 +96,34 @@ class Result:
         return min(self.samples) / 1e6
 
 
+def time_interleaved(fns: dict[str, Callable[[], None]], runs: int, warmup: int = 3,
+                     after: dict[str, Callable[[], None]] | None = None) -> dict[str, Result]:
+    """Like :func:`time_runs` for several callables, taking turns run by run, so a
+    change of load on the machine weighs on each of them alike.
+
+    A callable that raises is dropped from then on; its Result keeps the error
+    (and no samples: a partial series would compare badly).
+    """
+    results = {name: Result(name) for name in fns}
+    for i in range(warmup + runs):
+        for name, fn in fns.items():
+            result = results[name]
+            if result.error is not None:
+                continue
+            start = time.perf_counter_ns()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 (reported in the table)
+                result.error, result.samples = f"failed in run {i + 1}: {e}", []
+                continue
+            elapsed = time.perf_counter_ns() - start
+            if i >= warmup:
+                result.samples.append(elapsed)
+            if after is not None and name in after:
+                after[name]()
+    return results
+
+
 def ratio(results: Sequence[Result], name: str, other: str) -> float | None:
     """Median of ``name`` over median of ``other``, when both have samples."""
     by_name = {r.name: r for r in results if r.samples}

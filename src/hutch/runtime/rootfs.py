@@ -121,6 +121,12 @@ class RootfsBuilder:
         self._pinned.append(fd)
         return f"/proc/self/fd/{fd}"
 
+    def _reopen(self, dest: str) -> str:
+        """A fresh /proc/self/fd path for ``dest``: after a mount it names the new mount."""
+        fd = open_in_root(self._root_fd, dest)
+        self._pinned.append(fd)
+        return f"/proc/self/fd/{fd}"
+
     def _mount_one(self, m: dict) -> None:
         mtype = m.get("type") or ""
         source = m.get("source") or ""
@@ -131,7 +137,7 @@ class RootfsBuilder:
                 source = os.path.join(self.spec.get("_bundle", ""), source)
             st = os.stat(source)
             target = self._target(m, not stat.S_ISDIR(st.st_mode))
-            self._bind(source, target, opts)
+            self._bind(source, target, opts, m["destination"])
         elif mtype == "cgroup":
             self._mount_cgroup(self._target(m, False), self._host_target, opts)
             return
@@ -147,20 +153,24 @@ class RootfsBuilder:
                     # A sysfs needs a network namespace owned by our user namespace;
                     # without one, show the host's /sys read-only as runc does.
                     self._bind("/sys", target, parse_mount_options(["rbind", "nosuid", "noexec",
-                                                                     "nodev", "ro"]))
+                                                                     "nodev", "ro"]),
+                               m["destination"])
                     return
                 if mtype == "mqueue" and self.in_userns:
-                    self._bind("/dev/mqueue", target, opts)
+                    self._bind("/dev/mqueue", target, opts, m["destination"])
                     return
                 raise
+        if opts.propagation:
+            target = self._reopen(m["destination"])
         for prop in opts.propagation:
             mount(None, target, None, prop)
 
-    def _bind(self, source: str, target: str, opts: object) -> None:
+    def _bind(self, source: str, target: str, opts: object, dest: str) -> None:
         flags = C.MS_BIND | (C.MS_REC if opts.recursive else 0)  # type: ignore[attr-defined]
         mount(source, target, None, flags)
         wanted = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)  # type: ignore[attr-defined]
         if wanted:
+            target = self._reopen(dest)
             keep = locked_flags(target)
             flags = C.MS_BIND | C.MS_REMOUNT | wanted | (keep & ~opts.clear)  # type: ignore
             mount(None, target, None, flags)
