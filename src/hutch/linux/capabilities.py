@@ -118,9 +118,11 @@ def current_capabilities(pid: int | str = "self") -> dict[str, set[str]]:
     Keys: effective, permitted, inheritable, bounding, ambient.
     """
     result: dict[str, set[str]] = {}
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-        for line in f:
-            key, _, value = line.partition(":")
+    # Binary on purpose: this runs inside containers, where no codec module can
+    # be imported lazily.
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for raw in f:
+            key, _, value = raw.decode("utf-8", "replace").partition(":")
             field = _STATUS_FIELDS.get(key)
             if field is not None:
                 result[field] = mask_to_names(int(value.strip(), 16))

@@ -20,6 +20,7 @@ from hutch.linux.syscalls import prctl
 from hutch.runtime import foreground as fg
 from hutch.runtime import process as proc
 from hutch.runtime.channel import Channel
+from hutch.runtime.console import setup_container_console
 from hutch.runtime.container import CREATED, PAUSED, RUNNING, Container
 from hutch.runtime.namespaces import JOIN_ORDER, join_all, same_as_host
 from hutch.linux.constants import NAMESPACES
@@ -190,7 +191,6 @@ def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
     try:
         ch.recv("go", "the runtime")
         if console is not None:
-            from hutch.runtime.console import setup_container_console
             setup_container_console(console, process.get("consoleSize"), False)
         proc.set_rlimits(process)
         proc.set_no_new_privileges(process)

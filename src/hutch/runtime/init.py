@@ -100,6 +100,8 @@ def run_init(ctx: InitContext) -> None:
         ch.send("hooks")
         state = ch.recv("resume", "the runtime")["state"]
         run_hooks(spec.get("hooks"), "createContainer", state)
+        if (spec.get("hooks") or {}).get("startContainer"):
+            import subprocess  # noqa: F401 - nothing can be imported after pivot_root
         builder.pivot(ctx.no_pivot)
         if ctx.console is not None:
             setup_container_console(ctx.console, process.get("consoleSize"), True)

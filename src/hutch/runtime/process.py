@@ -2,6 +2,9 @@
 
 Everything here acts on the calling process: limits, identity, capabilities,
 working directory, environment, and finally the execve of the user's program.
+This code runs inside the container's root, where Python cannot import
+anything: every module it needs is imported at the top, and files are read and
+written in binary mode (a text codec may be a lazy import).
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ def set_oom_score_adj(process: dict) -> None:
     if value is None:
         return
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(value))
+        with open("/proc/self/oom_score_adj", "wb") as f:
+            f.write(str(value).encode())
     except OSError as e:
         raise OSError(e.errno, f"oomScoreAdj {value}: {e.strerror}") from None
 
@@ -83,9 +86,9 @@ def build_env(process: dict) -> list[str]:
 
 def _home_of(uid: int) -> str:
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
+        with open("/etc/passwd", "rb") as f:
+            for raw in f:
+                fields = raw.decode("utf-8", "replace").rstrip("\n").split(":")
                 if len(fields) >= 6 and fields[2] == str(uid):
                     return fields[5] or "/"
     except OSError:

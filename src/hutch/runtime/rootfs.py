@@ -271,8 +271,8 @@ class RootfsBuilder:
         for key, value in (self.linux.get("sysctl") or {}).items():
             path = "/proc/sys/" + key.replace(".", "/")
             try:
-                with open(path, "w") as f:
-                    f.write(value)
+                with open(path, "wb") as f:
+                    f.write(value.encode())
             except OSError as e:
                 raise OSError(e.errno, f"sysctl {key}={value}: {e.strerror}") from None
         for path in self.linux.get("readonlyPaths") or []:
