@@ -54,6 +54,8 @@ class HiddenUnified:
     ``preexec`` enters it in a child between fork and exec.
     """
 
+    fd: int | None = None
+
     def __enter__(self) -> HiddenUnified:
         from hutch.linux import constants as C
         from hutch.linux.syscalls import mount, umount2, unshare
@@ -85,11 +87,12 @@ class HiddenUnified:
     def preexec(self) -> None:
         from hutch.linux import constants as C
         from hutch.linux.syscalls import setns
+        assert self.fd is not None, "preexec outside the with block"
         setns(self.fd, C.CLONE_NEWNS)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if getattr(self, "fd", None) is not None:
+        if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         os.close(self._hold_w)  # the helper reads EOF and exits

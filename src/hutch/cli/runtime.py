@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -10,6 +9,7 @@ import sys
 import time
 
 from hutch import OCI_VERSION, __version__
+from hutch.cli.flags import Flag, Verb, parse, usage
 from hutch.errors import HutchError, InvalidArgument
 
 PROG = "hutch-runtime"
@@ -63,89 +63,89 @@ def parse_signal(text: str) -> int:
         raise InvalidArgument(f"unknown signal {text!r}") from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run OCI containers (runc compatible).")
-    p.add_argument("--root", default=os.environ.get("HUTCH_RUNTIME_ROOT", "/run/hutch-runtime"),
-                   help="where container state is kept")
-    p.add_argument("--log", default=None, help="write errors and debug output to this file")
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true",
-                   help="accepted for compatibility; cgroupfs is used")
-    p.add_argument("--rootless", default="auto")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-
-    def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help)
-
-    def create_flags(c: argparse.ArgumentParser) -> None:
-        c.add_argument("-b", "--bundle", default=".")
-        c.add_argument("--console-socket")
-        c.add_argument("--pid-file")
-        c.add_argument("--no-pivot", action="store_true")
-        c.add_argument("--no-new-keyring", action="store_true")
-        c.add_argument("--preserve-fds", type=int, default=0)
-        c.add_argument("id")
-
-    create_flags(cmd("create", "create a container"))
-    r = cmd("run", "create and start a container")
-    create_flags(r)
-    r.add_argument("-d", "--detach", action="store_true")
-    r.add_argument("--keep", action="store_true", help="do not delete the container after exit")
-    for verb, text in (("start", "start a created container"), ("pause", "freeze a container"),
-                       ("resume", "thaw a paused container"),
-                       ("state", "print the state of a container")):
-        cmd(verb, text).add_argument("id")
-    k = cmd("kill", "send a signal to a container's init (or all its processes)")
-    k.add_argument("-a", "--all", action="store_true")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="SIGTERM")
-    d = cmd("delete", "delete a container")
-    d.add_argument("-f", "--force", action="store_true")
-    d.add_argument("id")
-    ls = cmd("list", "list containers")
-    ls.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    ls.add_argument("-q", "--quiet", action="store_true")
-    ps = cmd("ps", "list the processes of a container")
-    ps.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    ps.add_argument("id")
-    ps.add_argument("ps_args", nargs=argparse.REMAINDER)
-    e = cmd("exec", "run a process in a running container")
-    e.add_argument("-t", "--tty", action="store_true")
-    e.add_argument("--console-socket")
-    e.add_argument("--cwd")
-    e.add_argument("-e", "--env", action="append", default=[])
-    e.add_argument("-u", "--user")
-    e.add_argument("-g", "--additional-gids", action="append", default=[])
-    e.add_argument("-p", "--process")
-    e.add_argument("-d", "--detach", action="store_true")
-    e.add_argument("--pid-file")
-    e.add_argument("-c", "--cap", action="append", default=[])
-    e.add_argument("--no-new-privs", action="store_true")
-    e.add_argument("--preserve-fds", type=int, default=0)
-    e.add_argument("--apparmor")
-    e.add_argument("--process-label")
-    e.add_argument("--ignore-paused", action="store_true")
-    e.add_argument("--cgroup")
-    e.add_argument("id")
-    e.add_argument("command", nargs=argparse.REMAINDER)
-    sp = cmd("spec", "write a default config.json")
-    sp.add_argument("-b", "--bundle", default=".")
-    sp.add_argument("--rootless", action="store_true")
-    cmd("features", "print the features this runtime supports (JSON)")
-    return p
+def _command_line() -> tuple[list[Flag], dict[str, Verb]]:
+    create = [
+        Flag("-b,--bundle", value=True, default=".", help="the bundle directory"),
+        Flag("--console-socket", value=True, help="unix socket to send the pty master to"),
+        Flag("--pid-file", value=True, help="write the init's pid here"),
+        Flag("--no-pivot", help="chroot instead of pivot_root (less safe)"),
+        Flag("--no-new-keyring", help="accepted for compatibility"),
+        Flag("--preserve-fds", value=True, default="0", help="pass N more fds from 3 on"),
+    ]
+    verbs = [
+        Verb("create", "create a container", create, ["id"]),
+        Verb("run", "create and start a container", create + [
+            Flag("-d,--detach", help="do not wait for the container"),
+            Flag("--keep", help="do not delete the container after it exits")], ["id"]),
+        Verb("start", "start a created container", [], ["id"]),
+        Verb("state", "print the state of a container (JSON)", [], ["id"]),
+        Verb("kill", "send a signal to the container's init, or to all its processes",
+             [Flag("-a,--all", help="signal every process in the container")],
+             ["id", "signal"], optional=1),
+        Verb("delete", "delete a container",
+             [Flag("-f,--force", help="kill it first if it runs")], ["id"]),
+        Verb("pause", "freeze every process of a container", [], ["id"]),
+        Verb("resume", "thaw a paused container", [], ["id"]),
+        Verb("list", "list containers", [
+            Flag("-f,--format", value=True, default="table", help="table or json"),
+            Flag("-q,--quiet", help="print only the ids")], []),
+        Verb("ps", "list the processes of a container", [
+            Flag("-f,--format", value=True, default="table", help="table or json")],
+             ["id"], rest="ps_args"),
+        Verb("exec", "run a process in a running container", [
+            Flag("-t,--tty", help="allocate a pseudo terminal"),
+            Flag("--console-socket", value=True, help="unix socket for the pty master"),
+            Flag("--cwd", value=True, help="working directory"),
+            Flag("-e,--env", repeat=True, help="KEY=VALUE to set"),
+            Flag("-u,--user", value=True, help="UID[:GID]"),
+            Flag("-g,--additional-gids", repeat=True, help="more groups"),
+            Flag("-p,--process", value=True, help="process.json to run"),
+            Flag("-d,--detach", help="do not wait for the process"),
+            Flag("--pid-file", value=True, help="write the process's pid here"),
+            Flag("-c,--cap", repeat=True, help="add a capability"),
+            Flag("--no-new-privs", help="set no_new_privs"),
+            Flag("--preserve-fds", value=True, default="0", help="pass N more fds"),
+            Flag("--apparmor", value=True, help="accepted for compatibility"),
+            Flag("--process-label", value=True, help="accepted for compatibility"),
+            Flag("--ignore-paused", help="exec even into a paused container"),
+            Flag("--cgroup", value=True, help="accepted for compatibility")],
+             ["id"], rest="command"),
+        Verb("spec", "write a default config.json", [
+            Flag("-b,--bundle", value=True, default=".", help="where to write it"),
+            Flag("--rootless", help="for a user without privileges")], []),
+        Verb("features", "print what this runtime supports (JSON)", [], []),
+    ]
+    global_flags = [
+        Flag("--root", value=True, default=os.environ.get("HUTCH_RUNTIME_ROOT",
+                                                          "/run/hutch-runtime"),
+             help="where container state is kept"),
+        Flag("--log", value=True, help="write errors and debug output to this file"),
+        Flag("--log-format", value=True, default="text", help="text or json"),
+        Flag("--debug", help="print debug output"),
+        Flag("--systemd-cgroup", help="accepted for compatibility; cgroupfs is used"),
+        Flag("--rootless", value=True, default="auto", help="accepted for compatibility"),
+        Flag("--criu", value=True, help="path of the criu binary"),
+        Flag("-v,--version", help="print the version"),
+    ]
+    return global_flags, {v.name: v for v in verbs}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    global_flags, verbs = _command_line()
+    try:
+        args = parse(global_flags, verbs, sys.argv[1:] if argv is None else argv)
+    except InvalidArgument as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
     log = Logger(args.log, args.log_format, args.debug)
     if args.version:
         print(f"{PROG} version {__version__}\nspec: {OCI_VERSION}")
         return 0
-    if not args.verb:
-        _parser().print_help()
+    if getattr(args, "help", False) or not args.verb:
+        print(usage(PROG, global_flags, verbs, args.verb))
+        return 0 if getattr(args, "help", False) else 1
+    if args.log_format not in ("text", "json"):
+        log.error(f"--log-format {args.log_format}: use text or json")
         return 1
     try:
         from hutch.cli import runtime_verbs

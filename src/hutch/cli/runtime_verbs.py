@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
+from hutch.cli.flags import Namespace
 from hutch.cli.runtime import Logger, parse_signal
 from hutch.errors import InvalidArgument
 
 
-def cmd_create(args: argparse.Namespace, log: Logger) -> int:
+def _count(text: str) -> int:
+    if not str(text).isdigit():
+        raise InvalidArgument(f"--preserve-fds {text}: expected a number")
+    return int(text)
+
+
+def cmd_create(args: Namespace, log: Logger) -> int:
     from hutch.runtime.launcher import CreateOptions, create
     create(args.root, args.id, CreateOptions(args.bundle, args.console_socket, None,
-                                             args.pid_file, args.no_pivot, args.preserve_fds))
+                                             args.pid_file, args.no_pivot, _count(args.preserve_fds)))
     return 0
 
 
-def cmd_run(args: argparse.Namespace, log: Logger) -> int:
+def cmd_run(args: Namespace, log: Logger) -> int:
     from hutch.oci.runtime_spec import load_config
     from hutch.runtime import foreground as fg
     from hutch.runtime.container import Container
@@ -36,7 +42,7 @@ def cmd_run(args: argparse.Namespace, log: Logger) -> int:
         forwarder.install()
     rec = create(args.root, args.id, CreateOptions(
         args.bundle, args.console_socket, proxy.child if proxy else None, args.pid_file,
-        args.no_pivot, args.preserve_fds))
+        args.no_pivot, _count(args.preserve_fds)))
     pid = rec["pid"]
     forwarder.pid = pid
     container = Container(args.root, args.id)
@@ -56,25 +62,25 @@ def cmd_run(args: argparse.Namespace, log: Logger) -> int:
     return status
 
 
-def cmd_start(args: argparse.Namespace, log: Logger) -> int:
+def cmd_start(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
     Container(args.root, args.id).start()
     return 0
 
 
-def cmd_state(args: argparse.Namespace, log: Logger) -> int:
+def cmd_state(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
     print(json.dumps(Container(args.root, args.id).state(), indent=2))
     return 0
 
 
-def cmd_kill(args: argparse.Namespace, log: Logger) -> int:
+def cmd_kill(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
-    Container(args.root, args.id).kill(parse_signal(args.signal), args.all)
+    Container(args.root, args.id).kill(parse_signal(args.signal or "SIGTERM"), args.all)
     return 0
 
 
-def cmd_delete(args: argparse.Namespace, log: Logger) -> int:
+def cmd_delete(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
     from hutch.runtime.statedir import StateDir
     try:
@@ -86,19 +92,19 @@ def cmd_delete(args: argparse.Namespace, log: Logger) -> int:
     return 0
 
 
-def cmd_pause(args: argparse.Namespace, log: Logger) -> int:
+def cmd_pause(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
     Container(args.root, args.id).pause()
     return 0
 
 
-def cmd_resume(args: argparse.Namespace, log: Logger) -> int:
+def cmd_resume(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
     Container(args.root, args.id).resume()
     return 0
 
 
-def cmd_list(args: argparse.Namespace, log: Logger) -> int:
+def cmd_list(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import list_containers
     states = []
     for c in list_containers(args.root):
@@ -107,6 +113,8 @@ def cmd_list(args: argparse.Namespace, log: Logger) -> int:
         if not st.get("owner"):
             st["owner"] = "root"
         states.append(st)
+    if args.format not in ("table", "json"):
+        raise InvalidArgument(f"--format {args.format}: use table or json")
     if args.quiet:
         for st in states:
             print(st["id"])
@@ -126,7 +134,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
-def cmd_ps(args: argparse.Namespace, log: Logger) -> int:
+def cmd_ps(args: Namespace, log: Logger) -> int:
     from hutch.runtime.container import Container
     pids = Container(args.root, args.id).pids()
     if args.format == "json":
@@ -134,8 +142,6 @@ def cmd_ps(args: argparse.Namespace, log: Logger) -> int:
         return 0
     import subprocess
     ps_args = args.ps_args or ["-ef"]
-    if ps_args and ps_args[0] == "--":
-        ps_args = ps_args[1:]
     out = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
     if out.returncode != 0:
         raise InvalidArgument(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
@@ -156,19 +162,19 @@ def cmd_ps(args: argparse.Namespace, log: Logger) -> int:
     return 0
 
 
-def cmd_exec(args: argparse.Namespace, log: Logger) -> int:
+def cmd_exec(args: Namespace, log: Logger) -> int:
     from hutch.runtime.exec import ExecOptions, exec_process
     if not args.process and not args.command:
         raise InvalidArgument("exec: give a command or --process FILE")
-    command = args.command[1:] if args.command and args.command[0] == "--" else args.command
+    command = args.command
     return exec_process(args.root, args.id, ExecOptions(
         process_file=args.process, args=command, tty=args.tty, console_socket=args.console_socket,
         cwd=args.cwd, env=args.env, user=args.user, additional_gids=args.additional_gids,
         detach=args.detach, pid_file=args.pid_file, caps=args.cap, no_new_privs=args.no_new_privs,
-        preserve_fds=args.preserve_fds, ignore_paused=args.ignore_paused))
+        preserve_fds=_count(args.preserve_fds), ignore_paused=args.ignore_paused))
 
 
-def cmd_spec(args: argparse.Namespace, log: Logger) -> int:
+def cmd_spec(args: Namespace, log: Logger) -> int:
     from hutch.oci.defaults import default_spec
     path = os.path.join(args.bundle, "config.json")
     if os.path.exists(path):
@@ -179,7 +185,7 @@ def cmd_spec(args: argparse.Namespace, log: Logger) -> int:
     return 0
 
 
-def cmd_features(args: argparse.Namespace, log: Logger) -> int:
+def cmd_features(args: Namespace, log: Logger) -> int:
     from hutch.oci.features import features
     json.dump(features(seccomp_enabled=False, idmap_enabled=False), sys.stdout, indent="    ")
     print()

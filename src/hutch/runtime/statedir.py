@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 from hutch.common.atomicfile import write_json_atomic
 from hutch.errors import AlreadyExists, InvalidArgument, NotFound
@@ -17,12 +16,12 @@ from hutch.errors import AlreadyExists, InvalidArgument, NotFound
 DEFAULT_ROOT = "/run/hutch-runtime"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID = re.compile(r"^[\w+\-.]+$")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def validate_id(container_id: str) -> None:
-    if not container_id or container_id in (".", "..") or not _ID.match(container_id) \
-            or len(container_id) > 1024:
+    if not container_id or container_id in (".", "..") or len(container_id) > 1024 \
+            or not _ID_CHARS.issuperset(container_id):
         raise InvalidArgument(f"invalid container id {container_id!r}: use letters, digits, "
                               "'_', '+', '-' and '.'")
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from hutch.errors import InvalidArgument, SystemFailure
 
@@ -49,6 +47,9 @@ def _write(path: str, text: str) -> None:
 
 
 def _run_helper(name: str, pid: int, mappings: list[dict]) -> None:
+    import shutil
+    import subprocess
+
     tool = shutil.which(name)
     if tool is None:
         raise InvalidArgument(f"mapping more than your own id needs {name} "

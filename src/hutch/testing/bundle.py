@@ -101,7 +101,7 @@ class Bundle:
 
     @property
     def rootfs(self) -> Path:
-        return self.path / self.config["root"]["path"]
+        return self.path / str(self.config["root"]["path"])
 
     @property
     def config_path(self) -> Path:
