@@ -9,7 +9,7 @@ import time
 import pytest
 
 
-def _wait_status(runtime, cid: str, want: str, timeout: float = 5.0) -> dict:
+def _wait_status(runtime, cid: str, want: str, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         st = runtime.state(cid)
