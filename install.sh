@@ -75,6 +75,9 @@ install_venv() {
     if [[ -e .venv ]] && ! .venv/bin/python -c 'import sys' 2>/dev/null; then
         say "Python venv: .venv is broken, making it again"
         rm -rf .venv
+    elif [[ -e .venv ]] && ! grep -qx "home = $(dirname "$PYTHON")" .venv/pyvenv.cfg 2>/dev/null; then
+        say "Python venv: .venv was not made with $PYTHON, making it again"
+        rm -rf .venv
     fi
     if [[ ! -e .venv ]]; then
         say "Python venv: creating $repo/.venv with $PYTHON"

@@ -67,6 +67,8 @@ class RuntimeCLI:
         when the container exits.
         """
         cmd = self.command(*args)
+        if kw.pop("capture_output", False):  # pipes asked for: the caller knows it is safe
+            kw.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             kw.setdefault("stdout", out)
             kw.setdefault("stderr", err)

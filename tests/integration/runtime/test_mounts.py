@@ -228,8 +228,11 @@ def shared_bundle(bundle: BundleFactory) -> Iterator[Callable[..., Bundle]]:
         return b
 
     yield factory
+    leaked = [m for m in mounts_below(made) if m not in map(str, made)]
     for path in made:
         subprocess.run(["umount", "--lazy", "--recursive", path], check=False)
+    if leaked:
+        pytest.fail(f"mounts leaked into the host's mount namespace: {leaked}", pytrace=False)
 
 
 def _mount_sources(pid: int | str) -> list[str]:
