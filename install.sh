@@ -10,7 +10,10 @@
 # hutch-runtime (the value may carry global flags: "runc --debug").
 set -euo pipefail
 
-PACKAGES=(python3 python3-venv python3-pip busybox-static iproute2 uidmap util-linux runc)
+# hutch itself, then what the test suite needs: runc is the reference peer;
+# nftables and podman back the `nft` and `podman` markers, which must not skip in CI.
+PACKAGES=(python3 python3-venv python3-pip busybox-static iproute2 uidmap util-linux
+          runc nftables podman)
 PYTHON=/usr/bin/python3
 DEMO_DIR=/var/lib/hutch/demo
 BIN_DIR=/usr/local/bin
