@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/runtime_start.py [--runs 50] [--peers hutch-runtime,runc]
 
 Times hutch-runtime, runc and crun, and lxc-execute and podman (with runc, and
-with hutch-runtime) when they are installed, on one busybox bundle (podman gets its own copy of the root file
-system, as it writes into it). Each runtime keeps its state in its own --root
-in a temporary directory; every container is deleted after its run, untimed.
+with hutch-runtime) when they are installed, on one busybox bundle (podman
+gets its own copy of the root file system, as it writes into it). Each runtime
+keeps its state in its own --root in a temporary directory; every container is
+deleted after its run, untimed.
 The peers take turns run by run, so a change of load on the machine weighs on
 all of them alike.
 
@@ -160,7 +161,8 @@ class PodmanCase(Case):
     def command(self) -> list[str]:
         # podman's default limits (nofile, nproc 1048576) may be above the host's maxima.
         return [*self.peer.argv, "run", "--rm", "--network=none", "--ulimit=nofile=1024:1024",
-                "--ulimit=nproc=4096:4096", "--name", self.ident(), "--rootfs", str(self.bundle / "rootfs"), "/bin/true"]
+                "--ulimit=nproc=4096:4096", "--name", self.ident(),
+                "--rootfs", str(self.bundle / "rootfs"), "/bin/true"]
 
     def cleanup_command(self) -> list[str] | None:
         return None

@@ -85,10 +85,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # --- fixtures -------------------------------------------------------------------------------
 
 def _after_runtime(request: pytest.FixtureRequest) -> None:
-    """Set the runtime fixture up first when the test uses it, so that it is torn
-    down (containers deleted) before the caller's teardown looks for leftovers."""
+    """Make sure the runtime fixture exists when the test uses it (see _clean_runtime_now)."""
     if "runtime" in request.fixturenames:
         request.getfixturevalue("runtime")
+
+
+def _clean_runtime_now(request: pytest.FixtureRequest) -> None:
+    """Delete the test's containers before a teardown looks for what they left.
+
+    A fixture that requested ``runtime`` is torn down *before* it, so the
+    runtime's own teardown would come too late for these checks.
+    """
+    if "runtime" in request.fixturenames:
+        problems = request.getfixturevalue("runtime").cleanup()
+        if problems:
+            pytest.fail("runtime teardown: " + "; ".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +126,7 @@ def bundle(request: pytest.FixtureRequest, tmp_path: Path,
         return make_bundle(path, busybox_rootfs, args, **overrides)
 
     yield factory
+    _clean_runtime_now(request)
     leaked = mounts_below(made)
     for target in sorted(leaked, key=len, reverse=True):
         subprocess.run(["umount", "--lazy", target], check=False, capture_output=True)
@@ -151,6 +163,7 @@ def cgroups_path(request: pytest.FixtureRequest) -> Iterator[str]:
     top = f"hutch-test-{os.getpid()}-{next(_counter)}"
     leaf = f"{top}/ctr"
     yield leaf
+    _clean_runtime_now(request)
     leftover = [d for d in cgroup_candidates(leaf) if os.path.isdir(d)]
     errors = []
     for d in cgroup_candidates(top):

@@ -41,7 +41,7 @@ def run_inner(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProces
     (tmp_path / "test_inner.py").write_text(INNER_TESTS)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HUTCH_")}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rsfE",
-                           "-p", "no:randomly", str(tmp_path)], cwd=tmp_path,
+                           str(tmp_path)], cwd=tmp_path,
                           env={**clean, **env}, capture_output=True, text=True, timeout=120)
 
 

@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     except HutchError as e:
         log.error(_full_message(e))
         return e.exit_code
+    except BrokenPipeError:
+        # Whoever read our output went away (e.g. `| head`): not our error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as e:
         log.error(_full_message(e))
         return 1

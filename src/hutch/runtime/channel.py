@@ -14,6 +14,7 @@ message is one small JSON object ``{"t": TYPE, ...}``::
       | -- mapped --------------> |
       |                           | setns/unshare the rest, fork --------> |
       | <----------- pid {pid} -- | exits                                  |
+      | -- init -------------------------------------------------------->  |
       |                                                 mounts, devices    |
       | <------------------------------------------------------- hooks --- |
       | (prestart, createRuntime hooks)                                    |

@@ -89,6 +89,8 @@ def run_init(ctx: InitContext) -> None:
     spec = ctx.spec
     process = spec.get("process") or {}
     try:
+        # Wait until the intermediate's "pid" is through: both share the channel.
+        ch.recv("init", "the runtime")
         proc.set_oom_score_adj(process)
         builder = RootfsBuilder(spec, ctx.rootfs, ctx.in_userns, ctx.cgroup_paths,
                                 ctx.plan.has("cgroup"))

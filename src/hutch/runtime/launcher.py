@@ -126,6 +126,7 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
             init_pid = parent.recv("pid", "the container's intermediate process")["pid"]
         finally:
             os.waitpid(pid, 0)
+        parent.send("init")
         parent.recv("hooks", "the container's init")
         state = state_document(container_id, "creating", init_pid, bundle,
                                spec.get("annotations") or {}, rootfs=_rootfs(spec, bundle),
