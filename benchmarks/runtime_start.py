@@ -17,6 +17,10 @@ off (not even --cgroup-manager=disabled). So crun runs in a mount namespace in
 which /sys/fs/cgroup/unified is detached (entered with setns between fork and
 exec, which costs nothing measurable): crun then sees a legacy v1 host and
 uses the same v1 hierarchies as the others. The host is not changed.
+
+Everything runs in a cgroup namespace whose cgroup mounts are rooted at our own
+cgroups (hutch.testing.cgroupns), so podman's absolute /libpod_parent lands
+below the cgroup the benchmark runs in; podman gets its own vfs storage.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from types import TracebackType
 from harness import Peer, Result, print_table, ratio, run_checked, time_interleaved
 
 from hutch.images.templates import build_busybox_rootfs
+from hutch.testing import cgroupns
 from hutch.testing.bundle import copy_rootfs, make_bundle
 from hutch.testing.host import cgroup_mode
 
@@ -159,8 +164,13 @@ class PodmanCase(Case):
     """podman run --rootfs on its own copy of the root file system."""
 
     def command(self) -> list[str]:
-        # podman's default limits (nofile, nproc 1048576) may be above the host's maxima.
-        return [*self.peer.argv, "run", "--rm", "--network=none", "--ulimit=nofile=1024:1024",
+        # Its own storage (vfs: nothing mounted), no network, no event log; podman's
+        # default limits (nofile, nproc 1048576) may be above the host's maxima.
+        store = self.state
+        return [*self.peer.argv, "--root", str(store / "s"), "--runroot", str(store / "r"),
+                "--tmpdir", str(store / "t"), "--storage-driver", "vfs",
+                "--cgroup-manager", "cgroupfs", "--events-backend", "none",
+                "run", "--rm", "--network=none", "--ulimit=nofile=1024:1024",
                 "--ulimit=nproc=4096:4096", "--name", self.ident(),
                 "--rootfs", str(self.bundle / "rootfs"), "/bin/true"]
 
@@ -224,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kernel {os.uname().release}, {os.cpu_count()} cpus, cgroups {cgroup_mode()}; "
           f"{args.runs} runs after {args.warmup} warm-up runs, peers taking turns; "
           "times are start to exit")
+    # Every peer runs with the cgroup mounts rooted at our own cgroups, so that
+    # podman's absolute /libpod_parent lands below them (house rule).
+    cgroup_points = cgroupns.enter()
     hidden = HiddenUnified() if crun_needs_hidden_unified() and \
         (wanted is None or "crun" in wanted) else None
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
@@ -232,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                 results = benchmark(Path(tmp), args.runs, args.warmup, wanted, hidden)
         else:
             results = benchmark(Path(tmp), args.runs, args.warmup, wanted, None)
+    for leftover in ("libpod_parent", "hutch"):
+        cgroupns.remove_empty(cgroup_points, leftover)
     print()
     print_table(results, baseline="hutch-runtime")
     for other, goal in (("runc", 1.0), ("crun", 2.0)):
