@@ -104,7 +104,13 @@ def parse(global_flags: list[Flag], verbs: dict[str, Verb], argv: list[str]) -> 
             out[verb.rest] = rest[1:] if rest and rest[0] == "--" else rest
             break
         if arg == "--":
-            positional.extend(argv[i + 1:])
+            remaining = argv[i + 1:]
+            room = max(len(verb.positional) - len(positional), 0)
+            positional.extend(remaining[:room])
+            if verb.rest:
+                out[verb.rest] = remaining[room:]
+            else:
+                positional.extend(remaining[room:])
             break
         if arg in ("-h", "--help"):
             out["help"] = True

@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _full_message(e: BaseException) -> str:
-    msg = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, HutchError):
+        msg = e.strerror + (f": {e.filename}" if e.filename else "")
+    else:
+        msg = str(e) or type(e).__name__
     for note in getattr(e, "__notes__", []):
         msg += f"\n  {note}"
     return msg

@@ -67,7 +67,9 @@ class Channel:
 
     def send_error(self, exc: BaseException) -> None:
         errno = getattr(exc, "errno", None) or 0
-        msg = str(exc) or type(exc).__name__
+        # OSError's str() starts with "[Errno N]": send the reason alone.
+        msg = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) \
+            or type(exc).__name__
         try:
             self.send("error", msg=msg, errno=errno)
         except OSError:

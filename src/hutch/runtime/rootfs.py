@@ -92,7 +92,11 @@ class RootfsBuilder:
                 except EscapeError as e:
                     raise InvalidArgument(f"{_describe(m)}: {e.strerror}") from None
                 except OSError as e:
-                    raise OSError(e.errno, f"{_describe(m)}: {e.strerror or e}") from None
+                    if e.errno == errno.ENODEV and m.get("type") not in (None, "", "bind"):
+                        reason = f"unknown file system type {m['type']!r}"
+                    else:
+                        reason = os.strerror(e.errno) if e.errno else str(e)
+                    raise OSError(e.errno, f"{_describe(m)}: {reason}") from None
                 finally:
                     for fd in self._pinned:
                         os.close(fd)

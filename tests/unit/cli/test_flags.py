@@ -73,3 +73,9 @@ def test_signal_names(text, number):
 def test_unknown_signal():
     with pytest.raises(InvalidArgument, match="SIGNOPE"):
         parse_signal("SIGNOPE")
+
+
+def test_double_dash_before_the_id():
+    a = p("exec", "--", "c1", "true", "-x")
+    assert a.id == "c1" and a.command == ["true", "-x"]
+    assert p("delete", "--", "-weird-id").id == "-weird-id"
