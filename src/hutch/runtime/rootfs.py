@@ -80,6 +80,7 @@ class RootfsBuilder:
         if root_flag & C.MS_SHARED:
             root_flag = C.MS_SLAVE | C.MS_REC  # shared is applied to the new root below
         mount(None, "/", None, root_flag)
+        _make_parent_mount_private(self.rootfs)
         mount(self.rootfs, self.rootfs, None, C.MS_BIND | C.MS_REC)
         if PROPAGATION[prop] & (C.MS_SHARED | C.MS_PRIVATE | C.MS_UNBINDABLE):
             mount(None, self.rootfs, None, PROPAGATION[prop])
@@ -285,6 +286,31 @@ class RootfsBuilder:
             mask_path(path)
         if readonly_root:
             mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | locked_flags("/"))
+
+
+def _unescape(field: str) -> str:
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def _make_parent_mount_private(rootfs: str) -> None:
+    """Make the mount holding the rootfs private when it is shared.
+
+    Otherwise the bind mount of the rootfs would join the host's peer group and
+    mounts made in the container would show up on the host (and the other way
+    round) whatever rootfsPropagation says, as with a non-recursive "private".
+    """
+    best, shared = "", False
+    with open("/proc/self/mountinfo", "rb") as f:
+        for raw in f:
+            fields = raw.decode("utf-8", "replace").split()
+            point = _unescape(fields[4])
+            inside = rootfs == point or rootfs.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best = point
+                optional = fields[6:fields.index("-")]
+                shared = any(o.startswith("shared:") for o in optional)
+    if best and shared:
+        mount(None, best, None, C.MS_PRIVATE)
 
 
 def readonly_path(path: str) -> None:
