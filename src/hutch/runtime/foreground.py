@@ -101,7 +101,7 @@ class TerminalProxy:
         """Proxy until ``pid`` exits, then drain the output; returns its exit status."""
         if os.isatty(0):
             self._saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
         status: int | None = None
         stdin_open = True
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
