@@ -141,12 +141,22 @@ class Container:
             self._kill_everything()
         if self.cgroup is not None:
             self.cgroup.remove()
+            if self.record.get("cgroup_default"):
+                self._remove_default_parent()
         spec = self.spec
         if spec.get("hooks") and not self.record.get("creating"):
             state = self.state()
             state["status"] = STOPPED
             run_hooks(spec.get("hooks"), "poststop", state)
         self.dir.remove()
+
+    def _remove_default_parent(self) -> None:
+        """Remove the shared default parent ("hutch") once no container uses it."""
+        for path in (self.record["cgroup"].get("paths") or {}).values():
+            try:
+                os.rmdir(os.path.dirname(path))
+            except OSError:
+                pass  # another container is still in it, or it is gone already
 
     def _kill_everything(self, timeout: float = 10.0) -> None:
         cg = self.cgroup

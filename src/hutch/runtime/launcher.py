@@ -69,6 +69,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> dict:
             "id": container_id, "pid": 0, "creating": True, "creator": os.getpid(),
             "creator_start": procfs.read_stat(os.getpid()).start_time,  # type: ignore[union-attr]
             "bundle": bundle, "cgroup": cgroup.state(),
+            # No cgroupsPath: ours is hutch/<id>, and the shared "hutch" parent is ours too.
+            "cgroup_default": not (spec.get("linux") or {}).get("cgroupsPath"),
         }
         sd.save(record)
         if process.get("terminal") and console is None:
