@@ -58,6 +58,10 @@ class Channel:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
+    def set_timeout(self, seconds: float | None) -> None:
+        """Bound every later recv: a wedged child must not hang the runtime forever."""
+        self.sock.settimeout(seconds)
+
     def fileno(self) -> int:
         return self.sock.fileno()
 
@@ -80,7 +84,11 @@ class Channel:
 
         ``what`` names the process we wait on, for the message when it dies.
         """
-        data = self.sock.recv(_MAX)
+        try:
+            data = self.sock.recv(_MAX)
+        except TimeoutError:
+            raise ChildError(f"timed out after {self.sock.gettimeout():g}s waiting for "
+                             f"{what} ({expect})") from None
         if not data:
             raise ChildError(f"{what} exited before it was ready (see the runtime log)")
         msg = json.loads(data)

@@ -83,12 +83,20 @@ class Container:
         try:
             # The init holds the write end open (blocked in open() until now) and
             # writes one byte; wait for it, or for the init to die.
+            # Then it keeps the write end open until its execve: EOF means the
+            # container's program runs (or the init died trying).
             import select
+            got = b""
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.1)
-                if ready and os.read(fd, 1):
-                    break
-                if not procfs.is_alive(self.pid, self.record.get("start_time")):
+                if ready:
+                    data = os.read(fd, 64)
+                    if not data and got:
+                        break
+                    got += data
+                elif not procfs.is_alive(self.pid, self.record.get("start_time")):
+                    if got:
+                        break
                     raise WrongState(f"container {self.id} init exited before start")
         finally:
             os.close(fd)

@@ -22,6 +22,7 @@ from hutch.runtime import process as proc
 from hutch.runtime.channel import Channel
 from hutch.runtime.console import setup_container_console
 from hutch.runtime.container import CREATED, PAUSED, RUNNING, Container
+from hutch.runtime.launcher import PARENT_TIMEOUT
 from hutch.runtime.namespaces import JOIN_ORDER, join_all, same_as_host
 from hutch.linux.constants import NAMESPACES
 
@@ -120,6 +121,7 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
     if not opts.detach:
         fg.become_subreaper()
     parent, child = Channel.pair()
+    parent.set_timeout(PARENT_TIMEOUT)
     forwarder = fg.SignalForwarder()
     if not opts.detach:
         forwarder.install()

@@ -130,7 +130,8 @@ def run_init(ctx: InitContext) -> None:
     try:
         fifo = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.statedir_fd)
         os.write(fifo, b"0")
-        os.close(fifo)
+        # The fifo stays open until the execve closes it: `start` reads to EOF,
+        # so it returns (and runs poststart) only once the program runs.
         os.close(ctx.statedir_fd)
         run_hooks(spec.get("hooks"), "startContainer", state)
         proc.exec_process(path, args, env, ctx.preserve_fds)

@@ -21,6 +21,11 @@ from hutch.runtime.statedir import StateDir
 from hutch.runtime.userns import write_id_maps
 
 
+# How long the runtime waits for one step of a child (hooks included) before it
+# gives up and tears the container down.
+PARENT_TIMEOUT = 300.0
+
+
 class CreateOptions:
     __slots__ = ("bundle", "console_socket", "console_sock", "pid_file", "no_pivot",
                  "preserve_fds")
@@ -107,6 +112,7 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
     join_fds = plan.open_join_fds()
     statedir_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     parent, child = Channel.pair()
+    parent.set_timeout(PARENT_TIMEOUT)
     ctx = InitContext(spec, _rootfs(spec, bundle), child, statedir_fd, plan, join_fds, console,
                       opts.no_pivot, opts.preserve_fds,
                       cgroup.state().get("paths", {}))  # type: ignore[attr-defined]
