@@ -114,6 +114,21 @@ def _command_line() -> tuple[list[Flag], dict[str, Verb]]:
             Flag("-b,--bundle", value=True, default=".", help="where to write it"),
             Flag("--rootless", help="for a user without privileges")], []),
         Verb("features", "print what this runtime supports (JSON)", [], []),
+        Verb("update", "change the resource limits of a running container", [
+            Flag("-r,--resources", value=True, help="linux.resources JSON file ('-': stdin)"),
+            Flag("--blkio-weight", value=True, help="block I/O weight, 10 to 1000"),
+            Flag("--cpu-period", value=True, help="CPU CFS period (microseconds)"),
+            Flag("--cpu-quota", value=True, help="CPU CFS quota (microseconds, -1: none)"),
+            Flag("--cpu-share", value=True, help="CPU shares (relative weight)"),
+            Flag("--cpu-rt-period", value=True, help="realtime period (microseconds)"),
+            Flag("--cpu-rt-runtime", value=True, help="realtime runtime (microseconds)"),
+            Flag("--cpuset-cpus", value=True, help="CPUs allowed, e.g. 0-1"),
+            Flag("--cpuset-mems", value=True, help="memory nodes allowed"),
+            Flag("--memory", value=True, help="memory limit (bytes, or 10m, 1g...)"),
+            Flag("--memory-reservation", value=True, help="memory soft limit"),
+            Flag("--memory-swap", value=True, help="memory plus swap limit (-1: none)"),
+            Flag("--pids-limit", value=True, help="maximum number of pids (-1: none)")],
+             ["id"]),
     ]
     global_flags = [
         Flag("--root", value=True, default=os.environ.get("HUTCH_RUNTIME_ROOT",

@@ -190,3 +190,70 @@ def cmd_features(args: Namespace, log: Logger) -> int:
     json.dump(features(seccomp_enabled=False, idmap_enabled=False), sys.stdout, indent="    ")
     print()
     return 0
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, flag: str) -> int:
+    """Bytes from "1048576", "512k", "10m", "1g" (binary units, as runc); "-1" is unlimited."""
+    t = text.strip().lower()
+    if t == "-1":
+        return -1
+    t = t.removesuffix("b")
+    unit = t[-1:] if t[-1:] in ("k", "m", "g", "t") else ""
+    num = t[:len(t) - len(unit)]
+    if not num.isdigit():
+        raise InvalidArgument(f"{flag} {text}: expected bytes like 1048576, 512k, 10m or 1g")
+    return int(num) * _SIZE_UNITS[unit]
+
+
+def _int_flag(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(f"{flag} {text}: expected an integer") from None
+
+
+def update_resources(args: Namespace) -> dict:
+    """linux.resources from --resources and the single-value flags (flags win)."""
+    resources: dict = {}
+    if args.resources:
+        try:
+            text = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
+            resources = json.loads(text)
+        except (OSError, ValueError) as e:
+            raise InvalidArgument(f"--resources {args.resources}: {e}") from None
+        if not isinstance(resources, dict):
+            raise InvalidArgument(f"--resources {args.resources}: expected a JSON object")
+    cpu = resources.setdefault("cpu", {})
+    for flag, key in (("cpu_period", "period"), ("cpu_quota", "quota"), ("cpu_share", "shares"),
+                      ("cpu_rt_period", "realtimePeriod"), ("cpu_rt_runtime", "realtimeRuntime")):
+        value = getattr(args, flag)
+        if value is not None:
+            cpu[key] = _int_flag(value, "--" + flag.replace("_", "-"))
+    if args.cpuset_cpus is not None:
+        cpu["cpus"] = args.cpuset_cpus
+    if args.cpuset_mems is not None:
+        cpu["mems"] = args.cpuset_mems
+    memory = resources.setdefault("memory", {})
+    for flag, key in (("memory", "limit"), ("memory_reservation", "reservation"),
+                      ("memory_swap", "swap")):
+        value = getattr(args, flag)
+        if value is not None:
+            memory[key] = parse_size(value, "--" + flag.replace("_", "-"))
+    if args.pids_limit is not None:
+        resources["pids"] = {"limit": _int_flag(args.pids_limit, "--pids-limit")}
+    if args.blkio_weight is not None:
+        resources.setdefault("blockIO", {})["weight"] = _int_flag(args.blkio_weight,
+                                                                  "--blkio-weight")
+    return {k: v for k, v in resources.items() if v != {}}
+
+
+def cmd_update(args: Namespace, log: Logger) -> int:
+    from hutch.runtime.container import Container
+    resources = update_resources(args)
+    if not resources:
+        raise InvalidArgument("update: nothing to change (give --resources or a limit flag)")
+    Container(args.root, args.id).update(resources)
+    return 0

@@ -135,6 +135,21 @@ class Container:
             raise WrongState(f"cannot {verb} container {self.id}: it has no cgroup")
         return self.cgroup
 
+    def update(self, resources: dict) -> None:
+        """Change the limits of a live container; the saved spec follows."""
+        status = self.status()
+        if status not in (CREATED, RUNNING, PAUSED):
+            raise WrongState(f"cannot update container {self.id}: it is {status}")
+        self._require_cgroup("update").update(resources)
+        spec = self.record.get("spec") or {}
+        current = spec.setdefault("linux", {}).setdefault("resources", {})
+        for key, value in resources.items():
+            if isinstance(value, dict) and isinstance(current.get(key), dict):
+                current[key].update(value)
+            else:
+                current[key] = value
+        self.dir.save(self.record)
+
     def pids(self) -> list[int]:
         if self.cgroup is None:
             return [self.pid] if self.status() != STOPPED else []

@@ -79,3 +79,26 @@ def test_double_dash_before_the_id():
     a = p("exec", "--", "c1", "true", "-x")
     assert a.id == "c1" and a.command == ["true", "-x"]
     assert p("delete", "--", "-weird-id").id == "-weird-id"
+
+
+def test_update_flags_become_linux_resources():
+    from hutch.cli.runtime_verbs import update_resources
+    a = p("update", "--memory", "10m", "--memory-swap=-1", "--cpu-quota", "20000",
+          "--cpu-period", "100000", "--pids-limit", "7", "--cpuset-cpus", "0", "c1")
+    assert update_resources(a) == {
+        "cpu": {"quota": 20000, "period": 100000, "cpus": "0"},
+        "memory": {"limit": 10 << 20, "swap": -1}, "pids": {"limit": 7}}
+
+
+@pytest.mark.parametrize("text, size", [("1048576", 1048576), ("512k", 512 << 10),
+                                        ("10M", 10 << 20), ("1g", 1 << 30), ("2gb", 2 << 30),
+                                        ("-1", -1)])
+def test_sizes(text, size):
+    from hutch.cli.runtime_verbs import parse_size
+    assert parse_size(text, "--memory") == size
+
+
+def test_bad_size_names_the_flag():
+    from hutch.cli.runtime_verbs import parse_size
+    with pytest.raises(InvalidArgument, match="--memory 10x"):
+        parse_size("10x", "--memory")
