@@ -127,6 +127,10 @@ INVALID = {
     "mappings-without-userns": (
         _set("linux.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}]),
         ["linux.uidMappings", "user"], None),  # runc 1.1 ignores them
+    "relative-mount-destination": (
+        lambda c: c["mounts"].append({"destination": "rel/x", "type": "tmpfs",
+                                      "source": "tmpfs"}),
+        ["mounts", "rel/x"], None),  # runc 1.1 warns and accepts it
     "sysctl-not-namespaced": (_set("linux.sysctl", {"foo.bar": "1"}), ["linux.sysctl", "foo.bar"],
                               ["foo.bar"]),
 }

@@ -56,9 +56,9 @@ def hooked_bundle(bundle: BundleFactory, tmp_path: Path, args: list[str],
                   **overrides: Any) -> HookedBundle:
     log = tmp_path / "hooklog"
     log.mkdir()
-    script = tmp_path / "hook.sh"
-    script.write_text(HOOK_SCRIPT)
     b = bundle(args, **overrides)
+    script = b.path / "hook.sh"
+    script.write_text(HOOK_SCRIPT)
     (b.rootfs / "hook.sh").write_text(HOOK_SCRIPT)
     b.config["mounts"].append({"destination": "/hooklog", "type": "bind", "source": str(log),
                                "options": ["rbind", "rw"]})
@@ -119,6 +119,19 @@ def test_hooks_run_in_order_with_the_state(ctr, bundle: BundleFactory, tmp_path:
     assert statuses["poststop"] == "stopped", statuses
 
 
+def test_poststart_waits_for_a_slow_start_container_hook(ctr, bundle: BundleFactory,
+                                                         tmp_path: Path) -> None:
+    h = hooked_bundle(bundle, tmp_path, ["sleep", "60"])
+    slow = h.bundle.config["hooks"]["startContainer"][0]
+    slow["args"] = ["sh", "-c", "sleep 0.3; exec sh /hook.sh startContainer /hooklog"]
+    h.bundle.write()
+    at_create, at_start, _ = expected_order(ctr.runtime.name)
+    ctr.create(h.bundle)
+    ctr.runtime.run("start", ctr.id)
+    ctr.wait_until(lambda: len(h.order()) == 5, what="the hooks of start")
+    assert h.order() == at_create + at_start
+
+
 def test_hooks_run_where_the_spec_says(ctr, bundle: BundleFactory, tmp_path: Path) -> None:
     h = hooked_bundle(bundle, tmp_path, ["sleep", "60"])
     pid = ctr.create(h.bundle)
@@ -153,6 +166,15 @@ def test_hook_gets_its_args_and_env(ctr, bundle: BundleFactory, tmp_path: Path) 
     first, cmdline = out.read_text().split("\n")
     assert first == "zero a1 from-config"
     assert cmdline.startswith("my-argv0 -c ") and cmdline.endswith(" zero a1 "), cmdline
+
+
+def test_hook_env_is_only_the_configs(ctr, bundle: BundleFactory, tmp_path: Path) -> None:
+    out = tmp_path / "hook.env"
+    b = bundle(["true"], hooks={"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"env > {out}"], "env": ["ONLY=this"]}]})
+    ctr.output(b)
+    env = {line.split("=", 1)[0] for line in out.read_text().splitlines()}
+    assert env - {"PWD", "SHLVL", "_", "OLDPWD"} == {"ONLY"}, env
 
 
 def test_hooks_of_one_kind_run_in_the_listed_order(ctr, bundle: BundleFactory,
@@ -207,6 +229,30 @@ def test_hook_that_runs_past_its_timeout_fails(ctr, bundle: BundleFactory, tmp_p
         assert "prestart" in res.stderr, res.stderr
     _assert_nothing_left(ctr, ctr.id, cgroups_path)
     ctr.wait_dead(int(pidfile.read_text()))  # the hook was killed
+
+
+def test_hook_that_does_not_exist(ctr, bundle: BundleFactory, tmp_path: Path,
+                                  cgroups_path: str) -> None:
+    missing = tmp_path / "no-such-hook"
+    b = bundle(["true"], linux={"cgroupsPath": cgroups_path},
+               hooks={"createRuntime": [{"path": str(missing)}]})
+    res = ctr.runtime.run("create", "--bundle", b.path, ctr.id, check=False)
+    assert res.returncode != 0
+    assert str(missing) in res.stderr, res.stderr
+    _assert_nothing_left(ctr, ctr.id, cgroups_path)
+
+
+@pytest.mark.parametrize("kind", ["createRuntime", "createContainer"])
+def test_timeout_of_other_create_hooks(ctr, bundle: BundleFactory, cgroups_path: str,
+                                       kind: str) -> None:
+    b = bundle(["true"], linux={"cgroupsPath": cgroups_path}, hooks={kind: [
+        {"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 30"], "timeout": 1}]})
+    started = time.monotonic()
+    res = ctr.runtime.run("create", "--bundle", b.path, ctr.id, check=False)
+    assert time.monotonic() - started < 10
+    assert res.returncode != 0
+    assert "timeout" in res.stderr or "timed out" in res.stderr, res.stderr
+    _assert_nothing_left(ctr, ctr.id, cgroups_path)  # the cgroup, and the hook in it, gone
 
 
 def test_hook_within_its_timeout_succeeds(ctr, bundle: BundleFactory, tmp_path: Path) -> None:

@@ -107,6 +107,45 @@ def test_bind_mount_with_a_missing_source_fails(ctr, bundle: BundleFactory,
     assert ctr.runtime.list_ids() == []
 
 
+def test_bind_mount_flags(ctr, bundle: BundleFactory, host_dir: Path) -> None:
+    b = bundle(["cat", "/proc/self/mountinfo"])
+    add_mount(b, "/mnt/flags", "bind", str(host_dir),
+              ["rbind", "ro", "nosuid", "nodev", "noexec", "noatime"])
+    flags = set(mountinfo_line(ctr.output(b), "/mnt/flags")[5].split(","))
+    assert {"ro", "nosuid", "nodev", "noexec", "noatime"} <= flags, flags
+
+
+@pytest.fixture
+def shared_host_dir(host_dir: Path) -> Iterator[Path]:
+    """``host_dir`` bind-mounted on itself and made shared; a ``sub`` directory in it."""
+    (host_dir / "sub").mkdir()
+    subprocess.run(["mount", "--bind", host_dir, host_dir], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", host_dir], check=True)
+        yield host_dir
+    finally:
+        subprocess.run(["umount", "--lazy", "--recursive", host_dir], check=True)
+
+
+@pytest.mark.parametrize("propagation,propagates", [
+    ("rslave", True), ("rprivate", False), ("rshared", True)])
+def test_propagation_option_of_a_bind_mount(ctr, bundle: BundleFactory, shared_host_dir: Path,
+                                            propagation: str, propagates: bool) -> None:
+    b = bundle(["sleep", "60"])
+    add_mount(b, "/mnt/prop", "bind", str(shared_host_dir), ["rbind", propagation])
+    pid = ctr.create(b)
+    tag = f"hutch-bindprop-{propagation}"
+    subprocess.run(["mount", "-t", "tmpfs", tag, shared_host_dir / "sub"], check=True)
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            seen = [line.split() for line in f if f" {tag} " in line]
+        assert bool(seen) == propagates, seen
+        if seen:
+            assert seen[0][4] == "/mnt/prop/sub", seen
+    finally:
+        subprocess.run(["umount", shared_host_dir / "sub"], check=True)
+
+
 # --- tmpfs and options ------------------------------------------------------------------------
 
 def test_tmpfs_size_and_mode(ctr, bundle: BundleFactory) -> None:
@@ -144,6 +183,17 @@ def test_default_mount_types(ctr, bundle: BundleFactory) -> None:
         "/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs",
         "/dev/mqueue": "mqueue", "/sys": "sysfs"}
     assert "ro" in mountinfo_line(out, "/sys")[5].split(",")
+
+
+def test_the_old_root_is_detached(ctr, bundle: BundleFactory) -> None:
+    b = bundle(["cat", "/proc/self/mountinfo"])
+    out = ctr.output(b)
+    linux = b.config["linux"]
+    allowed = ({m["destination"] for m in b.config["mounts"]} | {"/"}
+               | set(linux["maskedPaths"]) | set(linux["readonlyPaths"]))
+    points = [line.split()[4] for line in out.splitlines()]
+    assert set(points) <= allowed, sorted(set(points) - allowed)
+    assert points[0] == "/"  # the first mount is the new root; nothing of the host above it
 
 
 # --- masked and readonly paths ----------------------------------------------------------------
@@ -314,6 +364,16 @@ def test_mount_destination_through_an_absolute_symlink_stays_in_the_rootfs(
     assert ctr.output(b) == "1\n"
     assert not Path("/tmp", host_tmp_name).exists()
     assert (b.rootfs / "tmp" / host_tmp_name).is_dir()
+
+
+def test_mount_destination_through_an_absolute_symlink_in_the_middle(
+        ctr, bundle: BundleFactory, host_tmp_name: str) -> None:
+    b = bundle(["sh", "-c", f"grep -c ' /tmp/{host_tmp_name}/sub ' /proc/self/mountinfo"])
+    (b.rootfs / "mid").symlink_to(f"/tmp/{host_tmp_name}")
+    add_mount(b, "/mid/sub", "tmpfs", "hutch-mid")
+    assert ctr.output(b) == "1\n"
+    assert not Path("/tmp", host_tmp_name).exists()
+    assert (b.rootfs / "tmp" / host_tmp_name / "sub").is_dir()
 
 
 def test_mount_destination_with_dotdot_stays_in_the_rootfs(

@@ -181,6 +181,19 @@ def test_joining_a_network_namespace_by_path(ctr, bundle: BundleFactory) -> None
     assert ns_inode(first, "net") != ns_inode("self", "net")
 
 
+def test_joining_a_pid_namespace_by_path_sees_its_processes(ctr, bundle: BundleFactory) -> None:
+    first = ctr.create(bundle(["sleep", "60"]), ctr.id + "-a")
+    ctr.runtime.run("start", ctr.id + "-a")
+    b = bundle(["ps", "-o", "pid,args"])
+    b.config["linux"]["namespaces"] = [
+        {"type": t} for t in ("ipc", "uts", "mount", "network")] + [
+        {"type": "pid", "path": f"/proc/{first}/ns/pid"}]
+    b.write()
+    rows = [line.split(None, 1) for line in ctr.output(b).splitlines()[1:]]
+    assert ["1", "sleep 60"] in rows, rows
+    assert any(r[1] == "ps -o pid,args" and r[0] != "1" for r in rows), rows
+
+
 def test_joining_a_uts_namespace_by_path_sees_its_hostname(ctr, bundle: BundleFactory) -> None:
     first = ctr.create(bundle(["sleep", "60"], hostname="first-one"), ctr.id + "-a")
     b = bundle(["hostname"])
@@ -252,6 +265,28 @@ def test_user_namespace_root_cannot_write_host_root_files(ctr, open_bundle: Bund
     out = ctr.output(b)
     assert "rc=1" in out, out
     assert host_file.read_text() == "host\n"
+
+
+@pytest.mark.userns
+def test_user_namespace_devices_work(ctr, open_bundle: BundleFactory) -> None:
+    b = userns_bundle(open_bundle, ["sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | "
+                                                "wc -c && stat -c '%t %T' /dev/null"])
+    assert ctr.output(b) == "3\n1 3\n"
+
+
+@pytest.mark.userns
+def test_user_namespace_without_a_network_namespace(ctr, open_bundle: BundleFactory) -> None:
+    b = userns_bundle(open_bundle, ["sh", "-c", "id -u; ls /sys/class/net | grep -c lo; "
+                                                "touch /sys/x; echo rc=$?"])
+    b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
+                                       if n["type"] != "network"]
+    b.write()
+    if ctr.runtime.name == "runc":  # runc 1.1 cannot mount sysfs there and does not fall back
+        res = ctr.run(b)
+        assert res.returncode != 0 and "sysfs" in res.stderr, res
+        return
+    # hutch shows the host's /sys read-only instead, as runc does for rootless containers
+    assert ctr.output(b) == "0\n1\nrc=1\n"
 
 
 # --- time -------------------------------------------------------------------------------------

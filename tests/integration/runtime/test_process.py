@@ -49,6 +49,20 @@ def test_cwd_that_does_not_exist_is_created(ctr, bundle: BundleFactory) -> None:
     assert (b.rootfs / "new/work/dir").is_dir()
 
 
+def test_cwd_that_is_a_file_is_refused(ctr, bundle: BundleFactory, cgroups_path: str) -> None:
+    b = bundle(["pwd"], process={"cwd": "/etc/passwd"}, linux={"cgroupsPath": cgroups_path})
+    res = ctr.run(b)
+    assert res.returncode != 0
+    assert "/etc/passwd" in res.stderr and "ot a directory" in res.stderr, res.stderr
+    assert ctr.runtime.list_ids() == []
+
+
+def test_stdin_reaches_the_process(ctr, bundle: BundleFactory) -> None:
+    res = ctr.run(bundle(["sh", "-c", "cat; echo; echo err >&2"]), input="from-stdin")
+    assert (res.returncode, res.stdout) == (0, "from-stdin\n"), res
+    assert res.stderr.endswith("err\n"), res.stderr
+
+
 # --- user -------------------------------------------------------------------------------------
 
 def test_user_uid_gid_and_additional_gids(ctr, bundle: BundleFactory) -> None:
@@ -113,6 +127,19 @@ def test_rlimit_above_what_the_kernel_allows_fails_at_create(ctr, bundle: Bundle
         assert "rlimit" in res.stderr, res.stderr
     else:
         assert "RLIMIT_NOFILE" in res.stderr, res.stderr
+    assert ctr.runtime.list_ids() == []
+
+
+def test_rlimit_soft_above_hard_is_refused(ctr, bundle: BundleFactory,
+                                          cgroups_path: str) -> None:
+    b = bundle(["true"], linux={"cgroupsPath": cgroups_path},
+               process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]})
+    res = ctr.runtime.run("create", "--bundle", b.path, ctr.id, check=False)
+    assert res.returncode != 0
+    if ctr.runtime.name == "runc":  # "error setting rlimit type 7: invalid argument"
+        assert "rlimit" in res.stderr, res.stderr
+    else:  # the field or the limit
+        assert "process.rlimits[0]" in res.stderr or "RLIMIT_NOFILE" in res.stderr, res.stderr
     assert ctr.runtime.list_ids() == []
 
 
