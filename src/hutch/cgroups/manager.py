@@ -1,8 +1,9 @@
 """The interface every cgroup manager offers (v1, v2, null).
 
-Resource limits, stats and accounting will be added here later, implemented per
-controller in v1/ and v2/. This module imports ``typing``; the rest of the
-package does not, so import it only for type checking or isinstance checks.
+Resource limits (``apply``/``update``) are implemented per controller in v1/ and
+v2/, with the checks and conversions in convert.py; stats and accounting come
+later. This module imports ``typing``; the rest of the package does not, so
+import it only for type checking or isinstance checks.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class CgroupManager(Protocol):
         """False also when the cgroup does not exist."""
 
     def pids(self, recursive: bool = True) -> list[int]: ...
+
+    def apply(self, resources: dict) -> None:
+        """Set OCI ``linux.resources``: checked whole before the first write; idempotent."""
+
+    def update(self, resources: dict) -> None:
+        """Change the given limits of a live cgroup (the rest stays)."""
 
     def kill_all(self, sig: int) -> None:
         """Signal every process, so that forks cannot escape (freezer or cgroup.kill)."""

@@ -34,6 +34,22 @@ class NullCgroupManager:
     def remove(self, timeout: float = 5.0) -> None:
         pass
 
+    def apply(self, resources: dict) -> None:
+        self._refuse(resources, "apply")
+
+    def update(self, resources: dict) -> None:
+        self._refuse(resources, "update")
+
+    def _refuse(self, resources: dict, verb: str) -> None:
+        from hutch.cgroups import convert
+        from hutch.errors import Unsupported
+
+        res = convert.check(resources)  # bad input is still bad input
+        if res:
+            raise Unsupported(f"cannot {verb} linux.resources ({', '.join(res)}): this container"
+                              " runs without a cgroup, so nothing can enforce them; leave them"
+                              " out or run it with cgroups")
+
     def state(self) -> dict[str, object]:
         return {"version": 0, "path": "", "paths": {}}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 
 from hutch import OCI_VERSION
@@ -70,6 +71,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> dict:
     try:
         cgroup = new_manager((spec.get("linux") or {}).get("cgroupsPath"), container_id)
         cgroup.create()
+        apply_resources(cgroup, spec.get("linux") or {})
         record = {
             "id": container_id, "pid": 0, "creating": True, "creator": os.getpid(),
             "creator_start": procfs.read_stat(os.getpid()).start_time,  # type: ignore[union-attr]
@@ -100,6 +102,26 @@ def create(root: str, container_id: str, opts: CreateOptions) -> dict:
     finally:
         if console is not None and opts.console_sock is None:
             console.close()
+
+
+def apply_resources(cgroup: object, linux: dict) -> None:
+    """linux.resources plus the device rules every container gets (as runc builds them).
+
+    The device list is applied even when the spec has no resources: without it a
+    process with CAP_MKNOD could make and open any device node, the host's disks
+    included.
+    """
+    import warnings
+
+    from hutch.cgroups import convert
+
+    resources = dict(linux.get("resources") or {})
+    resources["devices"] = convert.container_device_rules(linux)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", convert.IgnoredLimit)
+        cgroup.apply(resources)  # type: ignore[attr-defined]
+    for w in caught:
+        print(f"hutch-runtime: warning: {w.message}", file=sys.stderr)
 
 
 def _rootfs(spec: dict, bundle: str) -> str:

@@ -148,3 +148,19 @@ while time.time() < end and not os.path.exists("/stop"):
     assert f"{host.st_dev}:{host.st_ino}" not in seen, \
         "a container process got hold of the runtime's binary through /proc/PID/exe"
     assert _sha256(HOST_PYTHON) == before
+
+
+def test_mknod_of_a_host_disk_cannot_be_read(runtime, bundle, container_id):
+    """Even with CAP_MKNOD, a block device node made inside cannot be opened: the
+    device cgroup only allows the default set."""
+    disk = os.stat("/").st_dev
+    major, minor = os.major(disk), os.minor(disk)
+    b = bundle(["sh", "-c", f"mknod /dev/hostdisk b {major} {minor} && echo made; "
+                            "head -c 512 /dev/hostdisk > /dev/null && echo READ || echo denied; "
+                            "echo ok > /dev/null && echo null-works"])
+    caps = b.config["process"]["capabilities"]
+    for s in ("bounding", "effective", "permitted"):
+        caps[s] = sorted(set(caps[s]) | {"CAP_MKNOD"})
+    b.write()
+    r = runtime.run("run", "--bundle", b.path, container_id, check=False)
+    assert r.stdout.split() == ["made", "denied", "null-works"], r.stderr

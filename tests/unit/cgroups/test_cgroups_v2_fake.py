@@ -185,13 +185,16 @@ def test_create_enables_controllers_from_own_cgroup_down(fake: FakeCgroup2) -> N
     assert ("user.slice/me/hutch/cgroup.subtree_control", "+cpu +io +memory +pids") in fake.writes
 
 
-def test_create_skips_what_the_no_internal_process_rule_forbids(fake: FakeCgroup2) -> None:
+def test_create_enables_nothing_in_a_cgroup_that_holds_processes(fake: FakeCgroup2) -> None:
     fake.busy.add(fake.root + "/busy")  # our own cgroup holds processes (ourselves)
     fake._set(fake.root, "cgroup.subtree_control", "cpu io memory pids")
-    fake.mkcg("busy")
+    busy = fake.mkcg("busy")
+    fake._set(busy, "cgroup.procs", "4242")
     m = manager(fake, "c", own="/busy")
     m.create()
-    assert fake._get(m.directory, "cgroup.controllers").split() == ["cpu", "pids"]
+    # Enabling even cpu or pids there would make every new child "domain invalid".
+    assert fake._get(busy, "cgroup.subtree_control").split() == []
+    assert fake._get(m.directory, "cgroup.controllers").split() == []
 
 
 def test_create_is_idempotent(fake: FakeCgroup2) -> None:

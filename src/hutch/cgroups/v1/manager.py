@@ -15,7 +15,7 @@ from hutch.cgroups.mode import UNIFIED, Hierarchy
 from hutch.cgroups.path import place
 from hutch.cgroups.tree import make_dirs, remove_dirs, undo_dirs, walk_pids
 from hutch.cgroups.v1 import cpuset, freezer
-from hutch.errors import Unsupported
+from hutch.errors import NotFound, Unsupported
 
 
 def _primary_key(paths: dict[str, str]) -> str:
@@ -113,6 +113,31 @@ class V1Manager:
 
     def remove(self, timeout: float = 5.0) -> None:
         remove_dirs(self._dirs(), timeout)
+
+    def apply(self, resources: dict) -> None:
+        """Set ``linux.resources`` (the OCI object); what it does not name stays as it is.
+
+        Everything is checked (input, host, current values) before the first write, and a
+        write the kernel still refuses undoes the earlier ones. Idempotent.
+        """
+        self._set(resources, updating=False)
+
+    def update(self, resources: dict) -> None:
+        """``apply()`` on a live cgroup; also honours memory.checkBeforeUpdate."""
+        self._set(resources, updating=True)
+
+    def _set(self, resources: dict, updating: bool) -> None:
+        from hutch.cgroups import convert
+        from hutch.cgroups.v1 import resources as v1_resources
+
+        res = convert.check(resources)
+        if not res:
+            return
+        missing = [d for d in self._dirs() if not os.path.isdir(d)]
+        if missing:
+            raise NotFound(f"cannot {'update' if updating else 'apply'} resources: cgroup"
+                           f" {' '.join(missing)} does not exist (create it first)")
+        convert.run(v1_resources.plan(self.paths, res, updating))
 
     def state(self) -> dict[str, object]:
         return {"version": 1, "path": self.path, "paths": dict(self.paths)}

@@ -19,7 +19,7 @@ from hutch.cgroups.mode import UNIFIED, Hierarchy
 from hutch.cgroups.path import place
 from hutch.cgroups.tree import make_dirs, remove_dirs, undo_dirs, walk_pids
 from hutch.cgroups.v2 import freezer
-from hutch.errors import SystemFailure, Unsupported
+from hutch.errors import NotFound, SystemFailure, Unsupported
 
 
 class V2Manager:
@@ -104,6 +104,31 @@ class V2Manager:
     def remove(self, timeout: float = 5.0) -> None:
         remove_dirs([self.directory], timeout)
 
+    def apply(self, resources: dict) -> None:
+        """Set ``linux.resources`` (the OCI object); what it does not name stays as it is.
+
+        Everything is checked (input, controllers, current values) before the first
+        write, and a write the kernel still refuses undoes the earlier ones. Device
+        rules become a BPF program that replaces the previous one. Idempotent.
+        """
+        self._set(resources, updating=False)
+
+    def update(self, resources: dict) -> None:
+        """``apply()`` on a live cgroup; also honours memory.checkBeforeUpdate."""
+        self._set(resources, updating=True)
+
+    def _set(self, resources: dict, updating: bool) -> None:
+        from hutch.cgroups import convert
+        from hutch.cgroups.v2 import resources as v2_resources
+
+        res = convert.check(resources)
+        if not res:
+            return
+        if not os.path.isdir(self.directory):
+            raise NotFound(f"cannot {'update' if updating else 'apply'} resources: cgroup"
+                           f" {self.directory} does not exist (create it first)")
+        convert.run(v2_resources.plan(self.directory, res, updating))
+
     def state(self) -> dict[str, object]:
         return {"version": 2, "path": self.path, "paths": {UNIFIED: self.directory}}
 
@@ -112,7 +137,17 @@ class V2Manager:
 
 
 def enable_controllers(directory: str) -> None:
-    """Enable in ``directory``'s subtree_control every controller it has, where allowed."""
+    """Enable in ``directory``'s subtree_control every controller it has, where allowed.
+
+    Nothing is enabled in a non-root cgroup that holds processes: the kernel's
+    "no internal processes" rule refuses domain controllers there, and enabling a
+    threaded one (cpu, pids) would turn it "domain threaded" and every new child
+    "domain invalid". Such a cgroup's children get no controllers; apply() then
+    says which limit it cannot set.
+    """
+    is_root = not os.path.exists(os.path.join(directory, "cgroup.type"))
+    if not is_root and files.read(os.path.join(directory, "cgroup.procs")).strip():
+        return
     available = files.read(os.path.join(directory, "cgroup.controllers")).split()
     control = os.path.join(directory, "cgroup.subtree_control")
     enabled = set(files.read(control).split())
