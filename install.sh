@@ -86,6 +86,9 @@ install_venv() {
         say "Python venv: creating $repo/.venv with $PYTHON"
         "$PYTHON" -m venv .venv
     fi
+    # Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (as here), every
+    # hutch-runtime start would otherwise compile its modules again.
+    .venv/bin/python -m compileall -q src >/dev/null
     if venv_current; then
         say "Python venv: hutch is installed and current"
         return

@@ -9,12 +9,9 @@ reports it (the code, or 128+n when killed by signal n).
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import sys
-import termios
-import tty
 
 from hutch.linux import constants as C
 from hutch.linux.syscalls import prctl
@@ -99,6 +96,10 @@ class TerminalProxy:
 
     def run_until_exit(self, pid: int) -> int:
         """Proxy until ``pid`` exits, then drain the output; returns its exit status."""
+        import select
+        import termios
+        import tty
+
         if os.isatty(0):
             self._saved = termios.tcgetattr(0)
             tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
