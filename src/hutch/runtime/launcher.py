@@ -154,6 +154,10 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
                                         linux.get("gidMappings") or [])
                 parent.send("mapped", setgroups=allowed)
             init_pid = parent.recv("pid", "the container's intermediate process")["pid"]
+        except BaseException:
+            # The intermediate may be blocked waiting for us: end it before reaping.
+            _kill_quietly(pid)
+            raise
         finally:
             os.waitpid(pid, 0)
         parent.send("init")

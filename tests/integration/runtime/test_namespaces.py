@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hutch.testing.bundle import CAPABILITIES, Bundle
+from hutch.testing.host import cgroup_mounts, own_cgroup_dir
 
 BundleFactory = Callable[..., Bundle]
 
@@ -212,6 +213,28 @@ def test_cgroup_namespace_roots_the_containers_cgroup(ctr, bundle: BundleFactory
     b.write()
     lines = ctr.output(b).splitlines()
     assert lines and all(line.endswith(":/") for line in lines), lines
+
+
+@pytest.mark.cgroup_v1
+def test_joins_an_existing_cgroup_whose_cpuset_is_empty(ctr, bundle: BundleFactory,
+                                                        cgroups_path: str) -> None:
+    """A new v1 cpuset cgroup has no cpus or mems, and a task cannot join it (ENOSPC):
+    the runtime fills them from the parent, as runc does, for a cgroup it finds too."""
+    cpuset = next(m for m in cgroup_mounts() if m.version == 1 and "cpuset" in m.options)
+    base = own_cgroup_dir(cpuset)
+    assert base is not None
+    leaf = Path(base, cgroups_path)
+    leaf.mkdir(parents=True)
+    assert (leaf / "cpuset.cpus").read_text().strip() == ""
+    b = bundle(["cat", "/proc/self/cgroup"], linux={"cgroupsPath": cgroups_path})
+    try:
+        res = ctr.run(b, timeout=15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("run hung when the container could not join its cgroup") from None
+    assert res.returncode == 0, res
+    assert any(line.endswith(":cpuset:/" + cgroups_path) or
+               (":cpuset" in line and line.endswith("/" + cgroups_path))
+               for line in res.stdout.splitlines()), res.stdout
 
 
 # --- user -------------------------------------------------------------------------------------

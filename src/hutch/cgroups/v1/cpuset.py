@@ -22,14 +22,22 @@ def _file(directory: str, name: str) -> str:
 
 
 def inherit(directory: str) -> None:
-    """Copy cpus and mems from the parent where they are still empty."""
+    """Copy cpus and mems from the parent where they are still empty.
+
+    An empty parent (a level someone else made, or one left half-done) is
+    filled first from its own parent, up to the first level that has values.
+    """
     parent = os.path.dirname(directory)
     for name in ("cpus", "mems"):
         mine = _file(directory, name)
         if files.read(mine).strip():
             continue
-        value = files.read(_file(parent, name)).strip()
-        if value:  # else the parent is empty too; joining will fail with ENOSPC
+        theirs = _file(parent, name)
+        value = files.read(theirs).strip() if os.path.exists(theirs) else ""
+        if not value and os.path.exists(theirs) and parent != directory:
+            inherit(parent)
+            value = files.read(theirs).strip()
+        if value:  # else even the top is empty; joining will fail with ENOSPC
             files.write(mine, value)
 
 
