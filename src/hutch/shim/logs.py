@@ -1,0 +1,86 @@
+"""Container logs as JSON lines, with size-based rotation so they cannot fill the disk.
+
+Each line is ``{"time": RFC3339Nano, "stream": "stdout"|"stderr", "log": text}``, as
+Docker's json-file driver writes them. When the file would grow past ``max_size``
+it is renamed to ``.1`` (older ones shift up to ``.N``, the oldest dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def rfc3339(ns: int) -> str:
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+class JsonLog:
+    def __init__(self, path: str, max_size: int = 10 << 20, max_files: int = 3) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max(1, max_files)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self._partial: dict[str, bytes] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Log ``data``; complete lines become entries, a partial one waits for its end."""
+        buf = self._partial.pop(stream, b"") + data
+        *lines, rest = buf.split(b"\n")
+        for line in lines:
+            self._entry(stream, line + b"\n")
+        if rest:
+            if len(rest) > 16 << 10:  # a line without end: log it in pieces
+                self._entry(stream, rest)
+            else:
+                self._partial[stream] = rest
+
+    def flush(self) -> None:
+        for stream, rest in list(self._partial.items()):
+            self._entry(stream, rest)
+        self._partial.clear()
+
+    def _entry(self, stream: str, raw: bytes) -> None:
+        line = (json.dumps({"time": rfc3339(time.time_ns()), "stream": stream,
+                            "log": raw.decode("utf-8", "replace")}) + "\n").encode()
+        if self.size and self.size + len(line) > self.max_size:
+            self._rotate()
+        os.write(self.fd, line)
+        self.size += len(line)
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        if self.max_files == 1:
+            os.truncate(self.path, 0)
+        else:
+            for i in range(self.max_files - 1, 0, -1):
+                older = f"{self.path}.{i}"
+                newer = self.path if i == 1 else f"{self.path}.{i - 1}"
+                if os.path.exists(newer):
+                    os.replace(newer, older)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                          0o640)
+        self.size = 0
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def read_entries(path: str, max_files: int = 3) -> list[dict]:
+    """Every entry still on disk, oldest first (rotated files included)."""
+    out: list[dict] = []
+    for i in range(max_files - 1, 0, -1):
+        out += _read(f"{path}.{i}")
+    return out + _read(path)
+
+
+def _read(path: str) -> list[dict]:
+    try:
+        with open(path, "rb") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
