@@ -187,7 +187,10 @@ def cmd_spec(args: Namespace, log: Logger) -> int:
 
 def cmd_features(args: Namespace, log: Logger) -> int:
     from hutch.oci.features import features
-    json.dump(features(seccomp_enabled=False, idmap_enabled=False), sys.stdout, indent="    ")
+    from hutch.runtime import seccomp
+    doc = features(seccomp_enabled=False, idmap_enabled=False)
+    doc["linux"]["seccomp"] = seccomp.features()  # type: ignore[index]
+    json.dump(doc, sys.stdout, indent="    ")
     print()
     return 0
 

@@ -19,6 +19,7 @@ from hutch.linux import constants as C
 from hutch.linux.syscalls import prctl
 from hutch.runtime import foreground as fg
 from hutch.runtime import process as proc
+from hutch.runtime import seccomp
 from hutch.runtime.channel import Channel
 from hutch.runtime.console import setup_container_console
 from hutch.runtime.container import CREATED, PAUSED, RUNNING, Container
@@ -98,6 +99,7 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
     if status not in (CREATED, RUNNING, PAUSED):
         raise WrongState(f"cannot exec in a {status} container: {container_id}")
     process = build_process(container.spec.get("process") or {}, opts)
+    seccomp_filter = seccomp.for_spec(container.spec)  # the container's, as runc applies it
     if process.get("terminal") and opts.detach and not opts.console_socket:
         raise InvalidArgument("cannot allocate a terminal for a detached exec without "
                               "--console-socket")
@@ -128,7 +130,8 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
     first = os.fork()
     if first == 0:
         parent.close()
-        _exec_intermediate(child, fds, process, console, setgroups_allowed, opts.preserve_fds)
+        _exec_intermediate(child, fds, process, console, setgroups_allowed, opts.preserve_fds,
+                           seccomp_filter)
     child.close()
     for _, fd in fds:
         os.close(fd)
@@ -177,7 +180,7 @@ def _setgroups_allowed(pid: int) -> bool:
 
 def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
                        console: socket.socket | None, setgroups_allowed: bool,
-                       preserve_fds: int) -> None:
+                       preserve_fds: int, seccomp_filter: seccomp.PreparedFilter | None) -> None:
     try:
         # Non-dumpable before the fork: the child is visible inside the container
         # and must never expose its memory or /proc/PID/exe, not even briefly.
@@ -196,6 +199,8 @@ def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
             setup_container_console(console, process.get("consoleSize"), False)
         proc.set_rlimits(process)
         proc.set_no_new_privileges(process)
+        if seccomp_filter is not None and not process.get("noNewPrivileges"):
+            seccomp_filter.load()
         proc.set_identity(process, setgroups_allowed)
         cwd = process.get("cwd") or "/"
         try:
@@ -210,7 +215,7 @@ def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
         ch.send_error(e)
         os._exit(1)
     try:
-        proc.exec_process(path, process["args"], env, preserve_fds)
+        proc.exec_process(path, process["args"], env, preserve_fds, seccomp_filter)
     except BaseException as e:  # noqa: BLE001
         print(f"hutch-runtime: exec failed: {e}", file=sys.stderr)
         os._exit(127 if isinstance(e, FileNotFoundError) else 126)

@@ -14,6 +14,7 @@ import sys
 from hutch.linux import constants as C
 from hutch.linux.syscalls import prctl, setdomainname, unshare
 from hutch.runtime import process as proc
+from hutch.runtime import seccomp
 from hutch.runtime.channel import Channel
 from hutch.runtime.console import setup_container_console
 from hutch.runtime.hooks import run_hooks
@@ -91,6 +92,9 @@ def run_init(ctx: InitContext) -> None:
     try:
         # Wait until the intermediate's "pid" is through: both share the channel.
         ch.recv("init", "the runtime")
+        # Built while the host's libseccomp can be loaded: after pivot_root
+        # nothing can be imported. Loaded just before the exec.
+        seccomp_filter = seccomp.for_spec(spec)
         proc.set_oom_score_adj(process)
         builder = RootfsBuilder(spec, ctx.rootfs, ctx.in_userns, ctx.cgroup_paths,
                                 ctx.plan.has("cgroup"))
@@ -110,6 +114,8 @@ def run_init(ctx: InitContext) -> None:
         builder.finalize(bool((spec.get("root") or {}).get("readonly")))
         proc.set_rlimits(process)
         proc.set_no_new_privileges(process)
+        if seccomp_filter is not None and not process.get("noNewPrivileges"):
+            seccomp_filter.load()  # needs CAP_SYS_ADMIN without no_new_privs: before it goes
         proc.set_identity(process, ctx.setgroups_allowed)
         cwd = process.get("cwd") or "/"
         try:
@@ -134,7 +140,7 @@ def run_init(ctx: InitContext) -> None:
         # so it returns (and runs poststart) only once the program runs.
         os.close(ctx.statedir_fd)
         run_hooks(spec.get("hooks"), "startContainer", state)
-        proc.exec_process(path, args, env, ctx.preserve_fds)
+        proc.exec_process(path, args, env, ctx.preserve_fds, seccomp_filter)
     except BaseException as e:  # noqa: BLE001
         print(f"hutch-runtime: exec failed: {e}", file=sys.stderr)
         os._exit(127 if isinstance(e, FileNotFoundError) else 126)

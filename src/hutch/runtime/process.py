@@ -19,6 +19,10 @@ from hutch.linux.capabilities import apply_capabilities, capset, current_capabil
 from hutch.linux.syscalls import execveat, prctl
 from hutch.linux.trampoline import MAGIC, sealed_trampoline
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hutch.runtime.seccomp import PreparedFilter
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -152,7 +156,8 @@ def close_other_fds(keep_upto: int) -> None:
                 pass
 
 
-def exec_process(path: str, args: list[str], env: list[str], preserve_fds: int) -> None:
+def exec_process(path: str, args: list[str], env: list[str], preserve_fds: int,
+                 seccomp: PreparedFilter | None = None) -> None:
     """Replace the calling process with the container's program; never returns.
 
     The exec goes through the sealed trampoline (see hutch.linux.trampoline) so
@@ -160,7 +165,9 @@ def exec_process(path: str, args: list[str], env: list[str], preserve_fds: int) 
     moment; where memfds cannot be executed, it falls back to a plain execve.
     """
     close_other_fds(2 + preserve_fds)
-    fd = sealed_trampoline()
+    fd = sealed_trampoline() if seccomp is None or seccomp.allows_execveat else None
+    if seccomp is not None and not seccomp.loaded:
+        seccomp.load()  # the last thing before the exec (see hutch.runtime.seccomp)
     if fd is not None:
         try:
             execveat(fd, [MAGIC.decode(), path, *args], env)
