@@ -13,7 +13,7 @@ set -euo pipefail
 # hutch itself, then what the test suite needs: runc is the reference peer;
 # nftables and podman back the `nft` and `podman` markers, which must not skip in CI.
 PACKAGES=(python3 python3-venv python3-pip busybox-static iproute2 uidmap util-linux libseccomp2
-          runc nftables podman)
+          runc nftables podman btrfs-progs skopeo umoci)
 PYTHON=/usr/bin/python3
 DEMO_DIR=/var/lib/hutch/demo
 BIN_DIR=/usr/local/bin

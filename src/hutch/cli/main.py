@@ -15,6 +15,11 @@ USAGE = """usage: hutch <command> [args]
 commands:
   version     print the version of hutch
   runtime     the OCI runtime (same as hutch-runtime); see `hutch runtime --help`
+  run, create, start, ps, logs, stop, restart, kill, rm, inspect, wait, exec
+              application containers, Docker style (`hutch run busybox echo hello`);
+              global --root DIR (or HUTCH_ROOT) picks the instance's state directory
+  cgroup      work with cgroups directly (tree, create, set, get, exec, classify,
+              delete, load, stats); see `hutch cgroup --help`
 """
 
 
@@ -29,6 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "runtime":
         from hutch.cli.runtime import main as runtime_main
         return runtime_main(args[1:])
+    if args[0] == "cgroup":
+        from hutch.cli.cgroup import main as cgroup_main
+        return cgroup_main(args[1:])
+    verb = args[2] if args[0] == "--root" and len(args) > 2 else args[0]
+    if verb.startswith("--root="):
+        verb = args[1] if len(args) > 1 else ""
+    from hutch.cli.engine import ENGINE_VERBS
+    if verb in ENGINE_VERBS:
+        from hutch.cli.engine import main as engine_main
+        return engine_main(args)
     print(f"hutch: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 1
 

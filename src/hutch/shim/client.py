@@ -70,7 +70,15 @@ class ShimClient:
         self.sock_path = os.path.join(directory, "control.sock")
 
     def alive(self) -> bool:
-        return os.path.exists(self.sock_path)
+        """Whether a shim answers (its socket file can outlive a killed shim)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.sock_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def _connect(self) -> socket.socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

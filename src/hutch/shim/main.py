@@ -58,6 +58,7 @@ class Shim:
         self.clients: list[socket.socket] = []  # attached: get output
         self.control: socket.socket | None = None
         self.user_stopped = False
+        self.pending_start = False
         self.stop_deadline: float | None = None
 
     # -- status -----------------------------------------------------------------------
@@ -97,7 +98,10 @@ class Shim:
                 self.master = receive_master(console_parent)
                 console_parent.close()
                 self.outputs = {self.master: "stdout"}
-            Container(self.runtime_root, self.id).start()
+            if self.config.get("start_on_attach") and not self.clients:
+                self.pending_start = True  # `hutch run -t`: start once the user is attached
+            else:
+                Container(self.runtime_root, self.id).start()
         finally:
             for i, fd in enumerate(saved):
                 os.dup2(fd, i)
@@ -180,6 +184,9 @@ class Shim:
         except (OSError, ValueError):
             conn.close()
             return
+        if not req:  # a liveness probe: connected and closed
+            conn.close()
+            return
         op = req.get("op")
         reply: dict = {"ok": True}
         if op == "status":
@@ -198,6 +205,10 @@ class Shim:
             conn.settimeout(None)
             conn.sendall(b'{"ok": true}\n')
             self.clients.append(conn)
+            if self.pending_start:
+                from hutch.runtime.container import Container
+                self.pending_start = False
+                Container(self.runtime_root, self.id).start()
             return
         elif op == "write" and (self.stdin_w >= 0 or self.master >= 0):
             os.write(self.stdin_w if self.stdin_w >= 0 else self.master,
@@ -206,6 +217,8 @@ class Shim:
             reply = {"ok": False, "error": f"unknown request {op!r}"}
         try:
             conn.sendall((json.dumps(reply) + "\n").encode())
+        except OSError:
+            pass  # the client went away (a liveness probe does): nothing to tell it
         finally:
             conn.close()
 
@@ -263,7 +276,11 @@ class Shim:
             for r in ready:
                 if r is self.control:
                     conn, _ = self.control.accept()
-                    self.handle_request(conn)
+                    try:
+                        self.handle_request(conn)
+                    except Exception as e:  # noqa: BLE001 - one bad request must not end us
+                        self.log.write("stderr", f"hutch-shim: request failed: {e}\n".encode())
+                        conn.close()
                 elif r == wake_r:
                     try:
                         os.read(wake_r, 512)

@@ -149,11 +149,12 @@ def _populate(root: str, busybox: str) -> None:
            f'PRETTY_NAME="hutch busybox (BusyBox {version})"\n')
 
 
-def build_busybox_rootfs(dest: str, busybox: str | None = None) -> str:
+def build_busybox_rootfs(dest: str, busybox: str | None = None, in_place: bool = False) -> str:
     """Build the default root file system at ``dest`` and return its absolute path.
 
     ``dest`` must not exist or be an empty directory. The tree is built beside it
-    and renamed into place, so a failure leaves nothing behind.
+    and renamed into place, so a failure leaves nothing behind; ``in_place`` builds
+    directly in ``dest`` (a mounted snapshot, which cannot be renamed over).
     """
     busybox = busybox or DEFAULT_BUSYBOX
     check_static(busybox)
@@ -161,6 +162,10 @@ def build_busybox_rootfs(dest: str, busybox: str | None = None) -> str:
     if os.path.lexists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
         raise InvalidArgument(f"cannot build a root file system at {dest}: "
                               "it exists and is not an empty directory")
+    if in_place:
+        _populate(dest, busybox)
+        os.chmod(dest, 0o755)
+        return dest
     parent = os.path.dirname(dest)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", dir=parent)

@@ -1,0 +1,35 @@
+"""Where one hutch instance keeps its state (``--root`` / HUTCH_ROOT)."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_ROOT = "/var/lib/hutch"
+DEFAULT_RUN = "/run/hutch"
+
+
+class Layout:
+    """All paths of one instance. With a custom root, runtime state lives below it too,
+    so that several independent instances can share a machine."""
+
+    def __init__(self, root: str | None = None) -> None:
+        root = root or os.environ.get("HUTCH_ROOT") or DEFAULT_ROOT
+        self.root = os.path.abspath(root)
+        self.run = DEFAULT_RUN if self.root == DEFAULT_ROOT else os.path.join(self.root, "run")
+        self.db = os.path.join(self.root, "hutch.db")
+        self.containers = os.path.join(self.root, "containers")
+        self.storage = os.path.join(self.root, "storage")
+        self.runtime_root = os.path.join(self.run, "runtime")
+        self.shims = os.path.join(self.run, "shims")
+
+    def ensure(self) -> None:
+        for d in (self.root, self.containers, self.storage, self.run, self.runtime_root,
+                  self.shims):
+            os.makedirs(d, mode=0o711, exist_ok=True)
+
+    def container_dir(self, cid: str) -> str:
+        return os.path.join(self.containers, cid)
+
+    def shim_dir(self, cid: str) -> str:
+        # Short: the control socket inside must fit a unix socket path (108 bytes).
+        return os.path.join(self.shims, cid[:16])
