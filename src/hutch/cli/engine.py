@@ -208,7 +208,7 @@ def _follow(engine, ref: str, until_exit: bool, tail: int | None = None,  # type
         shown = len(entries)
         if not until_exit or not alive:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     return engine.wait(cid) if until_exit else 0
 
 

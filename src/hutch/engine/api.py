@@ -178,7 +178,7 @@ class Engine:
         while shim.alive():
             if deadline is not None and time.monotonic() > deadline:
                 raise WrongState(f"container {row['name']} did not stop within {timeout:g}s")
-            time.sleep(0.02)
+            time.sleep(0.005)
         code = shim.status().get("exit_code")
         return 137 if code is None else int(code)  # no shim recorded it: it was killed
 
