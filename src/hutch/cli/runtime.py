@@ -129,6 +129,9 @@ def _command_line() -> tuple[list[Flag], dict[str, Verb]]:
             Flag("--memory-swap", value=True, help="memory plus swap limit (-1: none)"),
             Flag("--pids-limit", value=True, help="maximum number of pids (-1: none)")],
              ["id"]),
+        Verb("events", "print resource stats every interval, and OOM events, as JSON lines", [
+            Flag("--interval", value=True, default="5s", help="time between stats (5s, 500ms)"),
+            Flag("--stats", help="print the stats once and exit")], ["id"]),
     ]
     global_flags = [
         Flag("--root", value=True, default=os.environ.get("HUTCH_RUNTIME_ROOT",

@@ -260,3 +260,79 @@ def cmd_update(args: Namespace, log: Logger) -> int:
         raise InvalidArgument("update: nothing to change (give --resources or a limit flag)")
     Container(args.root, args.id).update(resources)
     return 0
+
+
+_DURATION_UNITS = (("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0),
+                   ("m", 60.0), ("h", 3600.0))
+
+
+def parse_duration(text: str, flag: str = "--interval") -> float:
+    """Seconds from a Go duration as runc takes it: "5s", "500ms", "1m30s", "1.5s"."""
+    t = text.strip()
+    total, i = 0.0, 0
+    if not t:
+        raise InvalidArgument(f"{flag} {text!r}: expected a duration like 5s or 500ms")
+    while i < len(t):
+        j = i
+        while j < len(t) and (t[j].isdigit() or t[j] == "."):
+            j += 1
+        number = t[i:j]
+        unit = next((u for u, _ in sorted(_DURATION_UNITS, key=lambda x: -len(x[0]))
+                     if t.startswith(u, j)), None)
+        if not number or number.count(".") > 1 or unit is None:
+            raise InvalidArgument(f"{flag} {text!r}: expected a duration like 5s, 500ms or 1m30s")
+        total += float(number) * dict(_DURATION_UNITS)[unit]
+        i = j + len(unit)
+    return total
+
+
+def _event(kind: str, container_id: str, data: dict | None = None) -> None:
+    """One JSON line as runc's encoder writes it ("data" left out when there is none)."""
+    event: dict = {"type": kind, "id": container_id}
+    if data is not None:
+        event["data"] = data
+    print(json.dumps(event, separators=(",", ":")), flush=True)
+
+
+def cmd_events(args: Namespace, log: Logger) -> int:
+    """runc events: --stats prints one stats event; otherwise stats every --interval and
+    an "oom" event whenever the OOM killer strikes, until the container stops."""
+    import time
+
+    from hutch.cgroups.stats import OomWatch
+    from hutch.errors import NotFound, Unsupported, WrongState
+    from hutch.runtime.container import STOPPED, Container
+
+    interval = parse_duration(args.interval)
+    if interval <= 0:
+        raise InvalidArgument(f"--interval {args.interval}: the interval must be greater than 0")
+    container = Container(args.root, args.id)
+    if container.status() == STOPPED:
+        raise WrongState(f"container with id {args.id} is not running")
+    cgroup = container.cgroup
+    if cgroup is None or not cgroup.version:
+        raise Unsupported(f"container {args.id} has no cgroup: there are no stats or OOM"
+                          " events to show")
+    if args.stats:
+        _event("stats", args.id, cgroup.stats())
+        return 0
+    poll = min(0.25, interval)  # how often we look whether the container still runs
+    with OomWatch(cgroup) as oom:
+        next_stats = time.monotonic() + interval
+        while True:
+            wait = max(0.0, min(poll, next_stats - time.monotonic()))
+            for _ in range(oom.wait(wait)):
+                _event("oom", args.id)
+            if container.status() == STOPPED or oom.gone:
+                for _ in range(oom.wait(0)):  # an OOM kill of the init: report it, then end
+                    _event("oom", args.id)
+                return 0
+            if time.monotonic() >= next_stats:
+                try:
+                    data = cgroup.stats()
+                except NotFound:
+                    return 0  # deleted meanwhile
+                _event("stats", args.id, data)
+                next_stats += interval
+                if next_stats < time.monotonic():  # we were suspended: do not burst
+                    next_stats = time.monotonic() + interval

@@ -139,6 +139,11 @@ class V1Manager:
                            f" {' '.join(missing)} does not exist (create it first)")
         convert.run(v1_resources.plan(self.paths, res, updating))
 
+    def stats(self) -> dict:
+        """What the cgroup uses, in runc's stats shape (see stats.py)."""
+        from hutch.cgroups import stats
+        return stats.v1_stats(self.paths)
+
     def state(self) -> dict[str, object]:
         return {"version": 1, "path": self.path, "paths": dict(self.paths)}
 

@@ -129,6 +129,11 @@ class V2Manager:
                            f" {self.directory} does not exist (create it first)")
         convert.run(v2_resources.plan(self.directory, res, updating))
 
+    def stats(self) -> dict:
+        """What the cgroup uses, in runc's stats shape (see stats.py)."""
+        from hutch.cgroups import stats
+        return stats.v2_stats(self.directory)
+
     def state(self) -> dict[str, object]:
         return {"version": 2, "path": self.path, "paths": {UNIFIED: self.directory}}
 
