@@ -15,7 +15,10 @@ import time
 from hutch.errors import HutchError, InvalidArgument
 
 ENGINE_VERBS = ("run", "create", "start", "ps", "logs", "stop", "restart", "kill", "rm",
-                "inspect", "wait", "exec")
+                "inspect", "wait", "exec",
+                # LXC style, for OS containers
+                "ls", "console", "attach", "info", "destroy", "freeze", "unfreeze")
+DETACH = b"\x01q"  # Ctrl-a q, as lxc-console
 
 
 def _size(text: str) -> int:
@@ -59,9 +62,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb")
     _run_flags(sub.add_parser("run", help="create and start a container"))
     _run_flags(sub.add_parser("create", help="create a container"))
-    s = sub.add_parser("start", help="start created or stopped containers")
+    s = sub.add_parser("start", help="start containers (an OS container: on its console)")
     s.add_argument("-a", "--attach", action="store_true")
-    s.add_argument("containers", nargs="+")
+    s.add_argument("-d", "--daemon", action="store_true", help="OS container: do not attach")
+    s.add_argument("-n", "--name", dest="name_flag")
+    s.add_argument("containers", nargs="*")
+    ls = sub.add_parser("ls", help="list containers, LXC style")
+    ls.add_argument("--fancy", action="store_true")
+    ls.add_argument("--format")
+    for verb, text in (("console", "attach to an OS container's console (detach: Ctrl-a q)"),
+                       ("info", "state, pid and resource use (beancounters)"),
+                       ("destroy", "remove a stopped container"),
+                       ("freeze", "freeze every process of a container"),
+                       ("unfreeze", "thaw a frozen container")):
+        v = sub.add_parser(verb, help=text)
+        v.add_argument("-n", "--name", dest="name_flag")
+        if verb == "destroy":
+            v.add_argument("-f", "--force", action="store_true")
+        v.add_argument("container", nargs="?")
+    at = sub.add_parser("attach", help="run a command in a running container (lxc-attach)")
+    at.add_argument("-n", "--name", dest="name_flag")
+    at.add_argument("container", nargs="?")
+    at.add_argument("command", nargs=argparse.REMAINDER)
     ps = sub.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true")
     ps.add_argument("-q", "--quiet", action="store_true")
@@ -98,8 +120,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _lxc_create(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="hutch create", description="create an OS container "
+                                "from a template (LXC style)")
+    p.add_argument("--root", default=None)
+    p.add_argument("verb")
+    p.add_argument("-t", "--template", required=True)
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("--autostart", action="store_true")
+    p.add_argument("template_args", nargs="*")
+    return p.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    verb_at = 2 if argv[:1] == ["--root"] else (1 if argv[0].startswith("--root=") else 0)
+    if argv[verb_at] == "create" and ("-n" in argv or "--template" in argv):
+        args = _lxc_create(argv)
+        args.verb = "lxc_create"
+    else:
+        args = _parser().parse_args(argv)
     from hutch.engine import Engine
     try:
         engine = Engine(args.root)
@@ -212,12 +251,13 @@ def _follow(engine, ref: str, until_exit: bool, tail: int | None = None,  # type
     return engine.wait(cid) if until_exit else 0
 
 
-def _attach_tty(engine, cid: str) -> int:  # type: ignore[no-untyped-def]
+def _attach_tty(engine, cid: str, detach: bool = False) -> int:  # type: ignore[no-untyped-def]
     import select
     import termios
     import tty
     sock = engine.shim(cid).attach()
     saved = None
+    pending = b""
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0, termios.TCSANOW)
@@ -233,6 +273,15 @@ def _attach_tty(engine, cid: str) -> int:  # type: ignore[no-untyped-def]
                 os.write(1, data)
             if 0 in ready:
                 data = os.read(0, 65536)
+                if detach and DETACH in pending + data:
+                    before = (pending + data).split(DETACH, 1)[0]
+                    if before:
+                        sock.sendall(before)
+                    return 0  # detached: the container goes on
+                if detach and data.endswith(DETACH[:1]):
+                    pending, data = DETACH[:1], data[:-1]
+                else:
+                    data, pending = pending + data, b""
                 if data:
                     sock.sendall(data)
             if not ready and not engine.shim(cid).alive():
@@ -244,12 +293,99 @@ def _attach_tty(engine, cid: str) -> int:  # type: ignore[no-untyped-def]
     return engine.wait(cid)
 
 
+def _ref(args: argparse.Namespace) -> str:
+    ref = getattr(args, "name_flag", None) or getattr(args, "container", None)
+    if not ref:
+        raise InvalidArgument("name the container (NAME or -n NAME)")
+    return ref
+
+
+def cmd_lxc_create(engine, args) -> int:  # type: ignore[no-untyped-def]
+    made = engine.create_os(args.template, args.name, args.autostart)
+    print(f"created {args.name} ({made['id'][:12]}) from template {args.template}")
+    return 0
+
+
+def _is_os(engine, ref: str) -> bool:  # type: ignore[no-untyped-def]
+    return bool(json.loads(engine.db.find(ref)["config"]).get("template"))
+
+
 def cmd_start(engine, args) -> int:  # type: ignore[no-untyped-def]
-    for ref in args.containers:
+    refs = list(args.containers) + ([args.name_flag] if args.name_flag else [])
+    if not refs:
+        raise InvalidArgument("start: name the container")
+    for ref in refs:
+        if _is_os(engine, ref) and not args.daemon:
+            cid = engine.db.find(ref)["id"]
+            engine.start(cid, attach_first=True)
+            return _attach_tty(engine, cid, detach=True)
         engine.start(ref)
         if args.attach:
             return _follow(engine, ref, until_exit=True)
         print(ref)
+    return 0
+
+
+def cmd_console(engine, args) -> int:  # type: ignore[no-untyped-def]
+    cid = engine.db.find(_ref(args))["id"]
+    if engine.status(cid) != "running":
+        raise InvalidArgument(f"container {_ref(args)} is not running")
+    print("Connected to the console; Ctrl-a q to detach", file=sys.stderr)
+    return _attach_tty(engine, cid, detach=True)
+
+
+def cmd_attach(engine, args) -> int:  # type: ignore[no-untyped-def]
+    args.container = _ref(args)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    ns = argparse.Namespace(container=args.container, command=command or ["/bin/sh"],
+                            tty=os.isatty(0), env=[], workdir=None, user=None, detach=False)
+    return cmd_exec(engine, ns)
+
+
+def cmd_ls(engine, args) -> int:  # type: ignore[no-untyped-def]
+    rows = []
+    for c in engine.ps(all_containers=True):
+        config = json.loads(engine.db.find(c["id"])["config"])
+        rows.append({"name": c["name"], "state": c["status"].upper(), "ipv4": "-",
+                     "pid": c["pid"] or "-", "autostart": int(bool(config.get("autostart"))),
+                     "template": config.get("template") or "-"})
+    if args.format == "json":
+        print(json.dumps(rows))
+        return 0
+    cols = ("name", "state", "ipv4", "pid", "autostart") + (("template",) if args.fancy else ())
+    table = [tuple(c.upper() for c in cols)] + [tuple(str(r[c]) for c in cols) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_info(engine, args) -> int:  # type: ignore[no-untyped-def]
+    data = engine.info(_ref(args))
+    st = data["State"]
+    print(f"Name:       {data['Name']}\nState:      {st['Status'].upper()}\n"
+          f"PID:        {st['Pid'] or '-'}\nIP:         -\nImage:      {data['Image']}")
+    if data["Resources"]:
+        from hutch.cgroups import accounting
+        print("Resources:")
+        print(accounting.format_beancounters(
+            [(data["Name"], [accounting.Row(**r) for r in data["Resources"]])]))
+    return 0
+
+
+def cmd_destroy(engine, args) -> int:  # type: ignore[no-untyped-def]
+    engine.rm(_ref(args), force=args.force)
+    print(f"destroyed {_ref(args)}")
+    return 0
+
+
+def cmd_freeze(engine, args) -> int:  # type: ignore[no-untyped-def]
+    engine.freeze(_ref(args))
+    return 0
+
+
+def cmd_unfreeze(engine, args) -> int:  # type: ignore[no-untyped-def]
+    engine.freeze(_ref(args), thaw=True)
     return 0
 
 

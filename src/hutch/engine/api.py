@@ -68,12 +68,46 @@ class Engine:
             os.makedirs(os.path.join(bundle, "rootfs"), mode=0o711)
             from hutch.storage.mount import mount_all
             mount_all(mounts, os.path.join(bundle, "rootfs"))
+            if opts.template:
+                from hutch.engine import templates
+                templates.install(templates.get(opts.template), os.path.join(bundle, "rootfs"),
+                                  spec["hostname"])
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(spec, f, indent=1)
         except BaseException as e:
             self._teardown(cid, e)
             raise
         return {"id": cid, "name": name}
+
+    def create_os(self, template: str, name: str, autostart: bool = False) -> dict:
+        """An OS container (LXC style): the template's image booting its own init."""
+        from hutch.engine import templates
+        t = templates.get(template)
+        return self.create(RunOptions(image=t["image"], command=list(t["init"]), name=name,
+                                      hostname=name, tty=True, interactive=True,
+                                      stop_signal=t["stop_signal"], template=template,
+                                      autostart=autostart))
+
+    def freeze(self, ref: str, thaw: bool = False) -> None:
+        from hutch.runtime.container import Container
+        row = self.db.find(ref)
+        c = Container(self.layout.runtime_root, row["id"])
+        c.resume() if thaw else c.pause()
+
+    def info(self, ref: str) -> dict:
+        """inspect() plus the resource use of the container (OpenVZ's beancounters)."""
+        from hutch.cgroups import accounting
+        from hutch.runtime.container import Container
+        data = self.inspect(ref)
+        rows = []
+        try:
+            cg = Container(self.layout.runtime_root, data["Id"]).cgroup
+            if cg is not None and cg.exists():
+                rows = [{k: getattr(r, k) for k in r.__slots__} for r in accounting.rows(cg)]
+        except NotFound:
+            pass
+        data["Resources"] = rows
+        return data
 
     def start(self, ref: str, attach_first: bool = False) -> dict:
         from hutch.shim.client import spawn

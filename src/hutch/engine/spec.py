@@ -47,6 +47,8 @@ class RunOptions:
     restart: str = "no"
     stop_signal: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    template: str | None = None  # an OS container made from this template (LXC's -t)
+    autostart: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -80,8 +82,10 @@ def build(opts: RunOptions, image_config: dict, cid: str) -> dict:
     process["env"] = [f"{k}={v}" for k, v in env.items()]
     process["cwd"] = opts.workdir or image_config.get("WorkingDir") or "/"
     process["user"] = _user(opts.user or image_config.get("User") or "0")
-    caps = (set(ENGINE_CAPABILITIES) | {_cap(c) for c in opts.cap_add}) - \
-        {_cap(c) for c in opts.cap_drop}
+    base = set(ENGINE_CAPABILITIES)
+    if opts.template:
+        base.add("CAP_SYS_BOOT")  # its init powers off through reboot(2): in its pid ns only
+    caps = (base | {_cap(c) for c in opts.cap_add}) - {_cap(c) for c in opts.cap_drop}
     if "ALL" in {c.upper() for c in opts.cap_drop}:
         caps = {_cap(c) for c in opts.cap_add}
     capset = sorted(caps)
