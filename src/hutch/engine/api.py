@@ -57,17 +57,19 @@ class Engine:
         if not _NAME.match(name):
             raise InvalidArgument(f"--name {name!r}: use letters, digits, '_', '.' and '-', "
                                   "starting with a letter or digit")
-        spec = build(opts, builtin.IMAGE_CONFIG[image], cid)
+        if opts.userns not in ("auto", "host"):
+            raise InvalidArgument(f"--userns {opts.userns}: use auto (the default) or host")
         parent = builtin.ensure(self.snapshotter, image,
                                 os.path.join(self.layout.root, "images.lock"))
         config = {**opts.to_dict(), "restart": restart, "image": image}
         self.db.add_container(cid, name, image, config, f"container/{cid}")
         bundle = self.layout.container_dir(cid)
         try:
+            id_base = self.db.allocate_idmap(cid) if opts.userns == "auto" else None
+            spec = build(opts, builtin.IMAGE_CONFIG[image], cid, id_base)
             mounts = self.snapshotter.prepare(f"container/{cid}", parent)
             os.makedirs(os.path.join(bundle, "rootfs"), mode=0o711)
-            from hutch.storage.mount import mount_all
-            mount_all(mounts, os.path.join(bundle, "rootfs"))
+            self._mount_root(mounts, os.path.join(bundle, "rootfs"), id_base)
             if opts.template:
                 from hutch.engine import templates
                 templates.install(templates.get(opts.template), os.path.join(bundle, "rootfs"),
@@ -78,6 +80,21 @@ class Engine:
             self._teardown(cid, e)
             raise
         return {"id": cid, "name": name}
+
+    @staticmethod
+    def _mount_root(mounts: list, target: str, id_base: int | None) -> None:
+        """The snapshot at ``target``; idmapped into the container's range when it has one."""
+        if id_base is None:
+            from hutch.storage.mount import mount_all
+            mount_all(mounts, target)
+            return
+        from hutch.linux.idmap import userns_with
+        from hutch.storage.idmapped import mount_idmapped
+        fd = userns_with(id_base)
+        try:
+            mount_idmapped(mounts, target, fd, id_base)
+        finally:
+            os.close(fd)
 
     def create_os(self, template: str, name: str, autostart: bool = False) -> dict:
         """An OS container (LXC style): the template's image booting its own init."""
@@ -172,7 +189,10 @@ class Engine:
                           "ExitCode": st.get("exit_code"), "StartedAt": st.get("started_at"),
                           "FinishedAt": st.get("finished_at"),
                           "RestartCount": st.get("restart_count", 0)},
-                "LogPath": os.path.join(self.layout.shim_dir(cid), "container.log")}
+                "LogPath": os.path.join(self.layout.shim_dir(cid), "container.log"),
+                "Privileged": False,
+                "UsernsMode": "host" if self.db.idmap_of(cid) is None else "private",
+                "IdMapBase": self.db.idmap_of(cid)}
 
     def ps(self, all_containers: bool = False) -> list[dict]:
         out = []
@@ -242,6 +262,7 @@ class Engine:
             lambda: shutil.rmtree(self.layout.container_dir(cid), ignore_errors=False)
             if os.path.exists(self.layout.container_dir(cid)) else None,
             lambda: shutil.rmtree(self.layout.shim_dir(cid), ignore_errors=True),
+            lambda: self.db.release_idmap(cid),
             lambda: self.db.remove_container(cid),
         ]
         first: BaseException | None = None

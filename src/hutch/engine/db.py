@@ -20,7 +20,16 @@ CREATE TABLE IF NOT EXISTS containers (
     snapshot TEXT NOT NULL,        -- the snapshot key of its root file system
     state TEXT NOT NULL DEFAULT 'created'  -- what the engine last did; status is derived
 );
+-- The id ranges handed to containers' user namespaces (LXD's isolated idmaps): a
+-- slot is never given to two containers.
+CREATE TABLE IF NOT EXISTS idmaps (
+    slot INTEGER PRIMARY KEY,
+    container TEXT NOT NULL UNIQUE
+);
 """
+
+IDMAP_BASE = 1_000_000  # first host id handed out
+IDMAP_SIZE = 65536      # ids per container
 
 
 class Database:
@@ -76,6 +85,22 @@ class Database:
 
     def all(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM containers ORDER BY created").fetchall()
+
+    def allocate_idmap(self, cid: str) -> int:
+        """The first host id of a free range for ``cid`` (the lowest free slot)."""
+        with self.transaction() as c:
+            used = {r[0] for r in c.execute("SELECT slot FROM idmaps")}
+            slot = next(i for i in range(len(used) + 1) if i not in used)
+            c.execute("INSERT INTO idmaps (slot, container) VALUES (?, ?)", (slot, cid))
+        return IDMAP_BASE + slot * IDMAP_SIZE
+
+    def idmap_of(self, cid: str) -> int | None:
+        row = self.conn.execute("SELECT slot FROM idmaps WHERE container = ?", (cid,)).fetchone()
+        return None if row is None else IDMAP_BASE + row[0] * IDMAP_SIZE
+
+    def release_idmap(self, cid: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM idmaps WHERE container = ?", (cid,))
 
     def close(self) -> None:
         self.conn.close()

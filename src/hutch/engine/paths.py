@@ -26,6 +26,11 @@ class Layout:
         for d in (self.root, self.containers, self.storage, self.run, self.runtime_root,
                   self.shims):
             os.makedirs(d, mode=0o711, exist_ok=True)
+        for d in (self.root, self.containers, self.run):
+            # A container's root (an unprivileged id on the host) must be able to walk
+            # to its root file system and state: search permission, nothing more.
+            if os.stat(d).st_mode & 0o011 != 0o011:
+                os.chmod(d, os.stat(d).st_mode | 0o011)
 
     def container_dir(self, cid: str) -> str:
         return os.path.join(self.containers, cid)

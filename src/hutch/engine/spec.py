@@ -49,14 +49,25 @@ class RunOptions:
     labels: dict[str, str] = field(default_factory=dict)
     template: str | None = None  # an OS container made from this template (LXC's -t)
     autostart: bool = False
+    userns: str = "auto"  # "auto": its own user namespace and id range; "host": none
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def build(opts: RunOptions, image_config: dict, cid: str) -> dict:
-    """The OCI config for ``opts`` (root.path "rootfs", relative to the bundle)."""
+def build(opts: RunOptions, image_config: dict, cid: str, id_base: int | None = None,
+          id_size: int = 65536) -> dict:
+    """The OCI config for ``opts`` (root.path "rootfs", relative to the bundle).
+
+    With ``id_base`` the container gets its own user namespace: its ids 0..size-1 are
+    the host's id_base.. (its root is an unprivileged id on the host).
+    """
     spec = default_spec()
+    if id_base is not None:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        mapping = [{"containerID": 0, "hostID": id_base, "size": id_size}]
+        spec["linux"]["uidMappings"] = mapping
+        spec["linux"]["gidMappings"] = [dict(m) for m in mapping]
     process = spec["process"]
     entrypoint = [opts.entrypoint] if opts.entrypoint else list(image_config.get("Entrypoint")
                                                                 or [])
