@@ -14,7 +14,6 @@ import sys
 from hutch.linux import constants as C
 from hutch.linux.syscalls import prctl, setdomainname, unshare
 from hutch.runtime import process as proc
-from hutch.runtime import seccomp
 from hutch.runtime.channel import Channel
 from hutch.runtime.console import setup_container_console
 from hutch.runtime.hooks import run_hooks
@@ -42,6 +41,10 @@ class InitContext:
         self.cgroup_paths = cgroup_paths
         self.setgroups_allowed = True
         self.in_userns = plan.has("user")
+        # Built in the runtime process, before any fork: in the container's user
+        # namespace the binding's files may be out of reach (a venv under /root),
+        # and after pivot_root nothing can be imported at all.
+        self.seccomp_filter = None
 
 
 def run_intermediate(ctx: InitContext) -> None:
@@ -92,9 +95,7 @@ def run_init(ctx: InitContext) -> None:
     try:
         # Wait until the intermediate's "pid" is through: both share the channel.
         ch.recv("init", "the runtime")
-        # Built while the host's libseccomp can be loaded: after pivot_root
-        # nothing can be imported. Loaded just before the exec.
-        seccomp_filter = seccomp.for_spec(spec)
+        seccomp_filter = ctx.seccomp_filter  # built by the parent; loaded just before exec
         proc.set_oom_score_adj(process)
         builder = RootfsBuilder(spec, ctx.rootfs, ctx.in_userns, ctx.cgroup_paths,
                                 ctx.plan.has("cgroup"))

@@ -138,6 +138,9 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
     ctx = InitContext(spec, _rootfs(spec, bundle), child, statedir_fd, plan, join_fds, console,
                       opts.no_pivot, opts.preserve_fds,
                       cgroup.state().get("paths", {}))  # type: ignore[attr-defined]
+    if (spec.get("linux") or {}).get("seccomp") is not None:
+        from hutch.runtime import seccomp
+        ctx.seccomp_filter = seccomp.for_spec(spec)
     init_pid = 0
     try:
         pid = os.fork()
