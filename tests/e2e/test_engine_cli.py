@@ -38,13 +38,16 @@ def hutch():
     root = tempfile.mkdtemp(prefix="hutch-e2e-")
     h = Hutch(root)
     yield h
-    for cid in h.ids():
-        h("rm", "-f", cid, check=False)
-    left = h.ids()
-    mounts = [line for line in open("/proc/self/mountinfo") if root in line]
-    for line in mounts:  # do not leave them, even when the test failed
-        subprocess.run(["umount", "-l", line.split()[4]], check=False)
-    subprocess.run(["rm", "-rf", root], check=False)
+    left: list[str] = []
+    try:
+        for cid in h.ids():
+            h("rm", "-f", cid, check=False)
+        left = h.ids()
+    finally:
+        mounts = [line for line in open("/proc/self/mountinfo") if root in line]
+        for line in mounts:  # do not leave them, even when the test or hutch failed
+            subprocess.run(["umount", "-l", line.split()[4]], check=False)
+        subprocess.run(["rm", "-rf", root], check=False)
     assert not left, f"containers left: {left}"
     assert not mounts, f"mounts left: {mounts}"
 
