@@ -54,6 +54,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("--userns", default="auto",
                    help="auto: its own user namespace (default); host: share the host's")
+    p.add_argument("--network", "--net", default="none",
+                   help="none (only lo, the default for now), host, or container:NAME")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -181,7 +183,8 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         read_only=args.read_only, memory=args.memory, memory_swap=args.memory_swap,
         cpus=args.cpus, cpu_shares=args.cpu_shares, cpuset_cpus=args.cpuset_cpus,
         pids_limit=args.pids_limit, cap_add=args.cap_add, cap_drop=args.cap_drop,
-        restart=args.restart, stop_signal=args.stop_signal, labels=labels, userns=args.userns)
+        restart=args.restart, stop_signal=args.stop_signal, labels=labels, userns=args.userns,
+        network=args.network)
 
 
 def cmd_create(engine, args) -> int:  # type: ignore[no-untyped-def]

@@ -59,6 +59,8 @@ class Engine:
                                   "starting with a letter or digit")
         if opts.userns not in ("auto", "host"):
             raise InvalidArgument(f"--userns {opts.userns}: use auto (the default) or host")
+        if opts.network.startswith("container:") and not opts.network.startswith("container:/"):
+            opts.network = "container:" + self._netns_of(opts.network.split(":", 1)[1])
         parent = builtin.ensure(self.snapshotter, image,
                                 os.path.join(self.layout.root, "images.lock"))
         config = {**opts.to_dict(), "restart": restart, "image": image}
@@ -80,6 +82,16 @@ class Engine:
             self._teardown(cid, e)
             raise
         return {"id": cid, "name": name}
+
+    def _netns_of(self, ref: str) -> str:
+        """The network namespace path of a running container (for --network container:)."""
+        row = self.db.find(ref)
+        if self.status(row["id"]) != "running":
+            raise WrongState(f"--network container:{ref}: that container is not running")
+        pid = self.shim(row["id"]).status().get("pid") or 0
+        if not pid:
+            raise WrongState(f"--network container:{ref}: its process is not known")
+        return f"/proc/{pid}/ns/net"
 
     @staticmethod
     def _mount_root(mounts: list, target: str, id_base: int | None) -> None:

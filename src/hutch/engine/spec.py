@@ -50,6 +50,7 @@ class RunOptions:
     template: str | None = None  # an OS container made from this template (LXC's -t)
     autostart: bool = False
     userns: str = "auto"  # "auto": its own user namespace and id range; "host": none
+    network: str = "none"  # none | host | container:<netns path> (the engine resolves NAME)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -63,6 +64,7 @@ def build(opts: RunOptions, image_config: dict, cid: str, id_base: int | None = 
     the host's id_base.. (its root is an unprivileged id on the host).
     """
     spec = default_spec()
+    _network(spec, opts.network)
     if id_base is not None:
         spec["linux"]["namespaces"].append({"type": "user"})
         mapping = [{"containerID": 0, "hostID": id_base, "size": id_size}]
@@ -114,6 +116,22 @@ def build(opts: RunOptions, image_config: dict, cid: str, id_base: int | None = 
     spec["annotations"] = {"io.hutch.image": opts.image, **{f"io.hutch.label.{k}": v for k, v
                                                             in opts.labels.items()}}
     return spec
+
+
+def _network(spec: dict, mode: str) -> None:
+    """none: a network namespace with only lo; host: the host's; container:PATH: another's."""
+    namespaces = spec["linux"]["namespaces"]
+    net = next(ns for ns in namespaces if ns["type"] == "network")
+    if mode == "none":
+        return
+    if mode == "host":
+        namespaces.remove(net)
+        return
+    if mode.startswith("container:/"):
+        net["path"] = mode.split(":", 1)[1]
+        return
+    raise InvalidArgument(f"--network {mode}: use none, host or container:NAME "
+                          "(bridge networks are not wired into the engine yet)")
 
 
 def _cap(name: str) -> str:

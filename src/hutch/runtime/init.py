@@ -53,16 +53,22 @@ def run_intermediate(ctx: InitContext) -> None:
     try:
         ch.recv("go", "the runtime")
         joins = dict(ctx.join_fds)
+        others = [(k, fd) for k, fd in ctx.join_fds if k != "user"]
         if "user" in joins:
+            # Joining a user namespace: it owns what we join next.
             join_all([("user", joins["user"])])
         elif "user" in ctx.plan.new:
+            # A new user namespace: join the given namespaces first, while we still
+            # have the privileges they ask for (as runc does); then unshare it.
+            join_all(others)
+            others = []
             unshare(C.CLONE_NEWUSER)
             ch.send("userns")
             ctx.setgroups_allowed = bool(ch.recv("mapped", "the runtime").get("setgroups", True))
         if ctx.in_userns:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        join_all([(k, fd) for k, fd in ctx.join_fds if k != "user"])
+        join_all(others)
         flags = ctx.plan.unshare_flags()
         if flags:
             unshare(flags)
