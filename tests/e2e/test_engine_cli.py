@@ -162,3 +162,17 @@ def test_killed_shim_is_seen_and_cleaned(hutch):
             open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
         assert time.monotonic() < deadline, "the orphaned container survived rm -f"
         time.sleep(0.05)
+
+
+def test_stats_reports_what_the_container_uses(hutch):
+    hutch("run", "-d", "--name", "burn", "-m", "64m", "--pids-limit", "20", "busybox", "sh", "-c",
+          "sleep 60 & while true; do :; done")
+    rows = [json.loads(line) for line in
+            hutch("stats", "--no-stream", "--format", "json", "burn").stdout.splitlines()]
+    assert len(rows) == 1
+    r = rows[0]
+    assert r["name"] == "burn" and r["pids"] == 2
+    assert r["memory_limit"] == 64 << 20 and 0 < r["memory_usage"] < 64 << 20
+    assert r["cpu_percent"] > 30  # a busy loop: most of a CPU (other tests share the machine)
+    table = hutch("stats", "--no-stream").stdout.splitlines()
+    assert table[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and "burn" in table[1]

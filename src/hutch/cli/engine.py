@@ -15,7 +15,7 @@ import time
 from hutch.errors import HutchError, InvalidArgument
 
 ENGINE_VERBS = ("run", "create", "start", "ps", "logs", "stop", "restart", "kill", "rm",
-                "inspect", "wait", "exec",
+                "inspect", "wait", "exec", "stats",
                 # LXC style, for OS containers
                 "ls", "console", "attach", "info", "destroy", "freeze", "unfreeze")
 DETACH = b"\x01q"  # Ctrl-a q, as lxc-console
@@ -112,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("containers", nargs="+")
     w = sub.add_parser("wait", help="wait for containers to exit; print their exit codes")
     w.add_argument("containers", nargs="+")
+    stp = sub.add_parser("stats", help="a live table of CPU %, memory, pids, block I/O")
+    stp.add_argument("--no-stream", action="store_true", help="one table, then exit")
+    stp.add_argument("--format", help="json: one JSON object per container and sample")
+    stp.add_argument("containers", nargs="*")
     ex = sub.add_parser("exec", help="run a command in a running container")
     ex.add_argument("-i", "--interactive", action="store_true")
     ex.add_argument("-t", "--tty", action="store_true")
@@ -495,3 +499,73 @@ def cmd_exec(engine, args) -> int:  # type: ignore[no-untyped-def]
     return exec_process(engine.layout.runtime_root, row["id"], ExecOptions(
         args=args.command, tty=args.tty, env=args.env, cwd=args.workdir, user=args.user,
         detach=args.detach))
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return f"{n}"
+
+
+def _blkio(sample: dict) -> tuple[int, int]:
+    read = write = 0
+    for entry in sample.get("blkio", {}).get("ioServiceBytesRecursive") or []:
+        op = str(entry.get("op", "")).lower()
+        if op == "read":
+            read += int(entry.get("value", 0))
+        elif op == "write":
+            write += int(entry.get("value", 0))
+    return read, write
+
+
+def stats_rows(engine, refs: list[str], interval: float = 0.5) -> list[dict]:  # type: ignore
+    """Two samples ``interval`` apart: CPU % is the usage between them over wall time."""
+    first = {}
+    for ref in refs:
+        first[ref] = (time.monotonic(), engine.stats(ref))
+    time.sleep(interval)
+    rows = []
+    for ref in refs:
+        t0, a = first[ref]
+        b = engine.stats(ref)
+        dt = time.monotonic() - t0
+        cpu = (b["cpu"]["usage"]["total"] - a["cpu"]["usage"]["total"]) / 1e9 / dt * 100
+        mem = b["memory"]["usage"]
+        limit = mem["limit"] if mem["limit"] < (1 << 62) else 0
+        read, write = _blkio(b)
+        rows.append({"id": b["id"], "name": b["name"], "cpu_percent": round(cpu, 2),
+                     "memory_usage": mem["usage"], "memory_limit": limit,
+                     "pids": b["pids"]["current"], "block_read": read, "block_write": write,
+                     "net_rx": 0, "net_tx": 0})
+    return rows
+
+
+def cmd_stats(engine, args) -> int:  # type: ignore[no-untyped-def]
+    while True:
+        refs = args.containers or [r["id"] for r in engine.ps()]
+        rows = stats_rows(engine, refs) if refs else []
+        if args.format == "json":
+            for r in rows:
+                print(json.dumps(r))
+        else:
+            if not args.no_stream:
+                print("\x1b[2J\x1b[H", end="")
+            table = [("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS",
+                      "BLOCK I/O", "NET I/O")]
+            for r in rows:
+                limit = r["memory_limit"]
+                table.append((r["id"][:12], r["name"], f"{r['cpu_percent']:.2f}%",
+                              f"{_human(r['memory_usage'])} / "
+                              f"{_human(limit) if limit else 'unlimited'}",
+                              f"{100 * r['memory_usage'] / limit:.2f}%" if limit else "-",
+                              str(r["pids"]),
+                              f"{_human(r['block_read'])} / {_human(r['block_write'])}",
+                              "0B / 0B"))
+            widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+            for row in table:
+                print("   ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0

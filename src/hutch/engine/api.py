@@ -295,6 +295,16 @@ class Engine:
         except NotFound:
             pass
 
+    def stats(self, ref: str) -> dict:
+        """One sample of a running container's use: cgroup stats in runc's shape."""
+        from hutch.cgroups import stats
+        from hutch.runtime.container import Container
+        row = self.db.find(ref)
+        cg = Container(self.layout.runtime_root, row["id"]).cgroup
+        if cg is None or not cg.exists():
+            raise WrongState(f"container {row['name']} has no cgroup (is it running?)")
+        return {"id": row["id"], "name": row["name"], "read": time.time(), **stats.of(cg)}
+
     def logs(self, ref: str) -> list[dict]:
         from hutch.shim.logs import read_entries
         row = self.db.find(ref)
