@@ -28,3 +28,12 @@ def check(ret: int, call: str, detail: str = "") -> int:
 def syscall(number: int, *args: object, call: str, detail: str = "") -> int:
     """Run a raw system call by number and check its result."""
     return check(_syscall(ctypes.c_long(number), *args), call, detail)
+
+
+def can_load(soname: str) -> bool:
+    """Whether the dynamic loader finds and loads ``soname`` (e.g. "libseccomp.so.2")."""
+    try:
+        ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True

@@ -15,6 +15,7 @@ import json
 import os
 
 from hutch import OCI_VERSION
+from hutch.common.jsonkind import json_kind as _kind
 from hutch.errors import InvalidArgument, NotFound, SystemFailure
 from hutch.linux.capabilities import CAPABILITIES
 from hutch.linux.constants import NAMESPACES
@@ -121,23 +122,6 @@ def load_config(bundle: str) -> dict[str, object]:
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def _kind(value: object) -> str:
-    """The JSON type of ``value``, with an article, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _obj(parent: dict[str, object], key: str, path: str, p: Problems,

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import json
 
+from hutch.common.jsonkind import json_kind as _kind
 from hutch.errors import InvalidArgument, Unsupported
 
 TYPE_CHECKING = False
@@ -177,28 +178,24 @@ def _import_pyseccomp(fast: bool) -> ModuleType:
     are fixed ABI, so the stand-in answers them with what dlopen finds; if
     that fails, the real ctypes.util does the looking.
     """
-    import ctypes
     import sys
 
+    from hutch.linux.libc import can_load
+
     stub = None
+    ctypes_pkg = sys.modules["ctypes"]  # loaded by hutch.linux.libc
     if fast and "ctypes.util" not in sys.modules:
         import types
         sonames = {"seccomp": "libseccomp.so.2", "c": "libc.so.6"}
 
         def find_library(name: str) -> str | None:
             soname = sonames.get(name)
-            if soname is None:
-                return None
-            try:
-                ctypes.CDLL(soname)
-            except OSError:
-                return None
-            return soname
+            return soname if soname is not None and can_load(soname) else None
 
         stub = types.ModuleType("ctypes.util")
         stub.find_library = find_library  # type: ignore[attr-defined]
         sys.modules["ctypes.util"] = stub
-        ctypes.util = stub  # type: ignore[attr-defined]
+        ctypes_pkg.util = stub  # type: ignore[attr-defined]
     try:
         import pyseccomp
     except ImportError:
@@ -211,7 +208,7 @@ def _import_pyseccomp(fast: bool) -> ModuleType:
     finally:
         if stub is not None:
             del sys.modules["ctypes.util"]
-            del ctypes.util  # type: ignore[attr-defined]
+            del ctypes_pkg.util  # type: ignore[attr-defined]
     return pyseccomp
 
 
@@ -333,22 +330,6 @@ class PreparedFilter:
             self.export_pfc(f)
             f.seek(0)
             return f.read().decode()
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _uint(obj: dict, key: str, where: str, top: int, default: int | None = None) -> int | None:
