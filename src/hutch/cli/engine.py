@@ -213,7 +213,8 @@ def cmd_run(engine, args) -> int:  # type: ignore[no-untyped-def]
             sock = engine.shim(cid).attach() if opts.interactive else None
             if sock is not None:
                 _pump_stdin(sock)
-            code = _follow(engine, cid, until_exit=True)
+            _follow(engine, cid, follow=True)
+            code = engine.wait(cid)
     except BaseException:
         if opts.remove:
             engine.rm(cid, force=True)
@@ -238,26 +239,29 @@ def _pump_stdin(sock) -> None:  # type: ignore[no-untyped-def]
     threading.Thread(target=pump, daemon=True).start()
 
 
-def _follow(engine, ref: str, until_exit: bool, tail: int | None = None,  # type: ignore
-            timestamps: bool = False) -> int:
-    """Print log entries as they come, stdout to stdout and stderr to stderr."""
+def _follow(engine, ref: str, follow: bool, tail: int | None = None,  # type: ignore
+            timestamps: bool = False) -> None:
+    """Print log entries, stdout to stdout and stderr to stderr; with ``follow``, go on
+    printing new ones until the container's shim is gone."""
+    from hutch.shim.logs import LogFollower, read_rotated
+    path = engine.inspect(ref)["LogPath"]
     cid = engine.db.find(ref)["id"]
-    shown = 0
-    entries = engine.logs(cid)
-    if tail is not None:
-        shown = max(0, len(entries) - tail)
-    while True:
-        alive = engine.shim(cid).alive()
-        entries = engine.logs(cid)
-        for e in entries[shown:]:
+    follower = LogFollower(path, from_end=False)
+    entries = read_rotated(path) + follower.read_new()
+
+    def show(items: list[dict]) -> None:
+        for e in items:
             out = sys.stdout if e["stream"] == "stdout" else sys.stderr
             out.write((e["time"] + " " if timestamps else "") + e["log"])
             out.flush()
-        shown = len(entries)
-        if not until_exit or not alive:
+
+    show(entries[-tail:] if tail is not None and tail > 0 else [] if tail == 0 else entries)
+    while follow:
+        alive = engine.shim(cid).alive()
+        show(follower.read_new())
+        if not alive:
             break
         time.sleep(0.01)
-    return engine.wait(cid) if until_exit else 0
 
 
 def _attach_tty(engine, cid: str, detach: bool = False) -> int:  # type: ignore[no-untyped-def]
@@ -330,7 +334,8 @@ def cmd_start(engine, args) -> int:  # type: ignore[no-untyped-def]
             return _attach_tty(engine, cid, detach=True)
         engine.start(ref)
         if args.attach:
-            return _follow(engine, ref, until_exit=True)
+            _follow(engine, ref, follow=True)
+            return engine.wait(ref)
         print(ref)
     return 0
 
@@ -430,22 +435,7 @@ def _ago(created: float) -> str:
 
 def cmd_logs(engine, args) -> int:  # type: ignore[no-untyped-def]
     tail = int(args.tail) if args.tail not in (None, "all") else None
-    _follow(engine, args.container, until_exit=False, tail=tail, timestamps=args.timestamps)
-    if args.follow:
-        return _follow_more(engine, args)
-    return 0
-
-
-def _follow_more(engine, args) -> int:  # type: ignore[no-untyped-def]
-    cid = engine.db.find(args.container)["id"]
-    shown = len(engine.logs(cid))
-    while engine.shim(cid).alive():
-        entries = engine.logs(cid)
-        for e in entries[shown:]:
-            (sys.stdout if e["stream"] == "stdout" else sys.stderr).write(e["log"])
-        sys.stdout.flush()
-        shown = len(entries)
-        time.sleep(0.1)
+    _follow(engine, args.container, follow=args.follow, tail=tail, timestamps=args.timestamps)
     return 0
 
 

@@ -72,10 +72,15 @@ class JsonLog:
 
 def read_entries(path: str, max_files: int = 3) -> list[dict]:
     """Every entry still on disk, oldest first (rotated files included)."""
+    return read_rotated(path, max_files) + _read(path)
+
+
+def read_rotated(path: str, max_files: int = 3) -> list[dict]:
+    """The entries of the rotated files only (``path.N`` ... ``path.1``), oldest first."""
     out: list[dict] = []
     for i in range(max_files - 1, 0, -1):
         out += _read(f"{path}.{i}")
-    return out + _read(path)
+    return out
 
 
 def _read(path: str) -> list[dict]:
@@ -84,3 +89,37 @@ def _read(path: str) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
+
+
+class LogFollower:
+    """New entries of a log as they are written, read incrementally (not the whole
+    file each time). A rotation (the file shrinks or is replaced) starts it over on
+    the new file; entries written and rotated away between two reads are missed."""
+
+    def __init__(self, path: str, from_end: bool = True) -> None:
+        self.path = path
+        self.inode = 0
+        self.offset = 0
+        self.partial = b""
+        if from_end:
+            try:
+                st = os.stat(path)
+                self.inode, self.offset = st.st_ino, st.st_size
+            except FileNotFoundError:
+                pass
+
+    def read_new(self) -> list[dict]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return []
+        if st.st_ino != self.inode or st.st_size < self.offset:
+            self.inode, self.offset, self.partial = st.st_ino, 0, b""
+        if st.st_size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
