@@ -11,9 +11,13 @@
 set -euo pipefail
 
 # hutch itself, then what the test suite needs: runc is the reference peer;
-# nftables and podman back the `nft` and `podman` markers, which must not skip in CI.
+# nftables and podman back the `nft` and `podman` markers, which must not skip in CI;
+# docker-registry is the real registry the registry tests start on 127.0.0.1 themselves.
+# gcc and libc6-dev build the static attack probe of tests/security; dnsmasq-base answers
+# for container names on each network (hutch.network.dns).
 PACKAGES=(python3 python3-venv python3-pip busybox-static iproute2 uidmap util-linux libseccomp2
-          runc nftables podman btrfs-progs skopeo umoci)
+          runc nftables podman btrfs-progs skopeo umoci docker-registry debootstrap
+          gcc libc6-dev dnsmasq-base)
 PYTHON=/usr/bin/python3
 DEMO_DIR=/var/lib/hutch/demo
 BIN_DIR=/usr/local/bin
@@ -51,12 +55,36 @@ install_packages() {
     done
     if [[ ${#missing[@]} -eq 0 ]]; then
         say "Debian packages: all present (${PACKAGES[*]})"
+        quiet_registry_service
         return
     fi
     say "Debian packages: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # No service may start from a postinst (docker-registry's would listen on :5000):
+    # a policy-rc.d that denies, for the time of the install, unless one is there.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
+    local rc=0
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+    [[ $own_policy -eq 0 ]] || rm -f "$policy"
+    [[ $rc -eq 0 ]] || die "apt-get install failed (exit code $rc)"
+    quiet_registry_service
+}
+
+# The tests start their own registries; the packaged service stays stopped and off.
+quiet_registry_service() {
+    [[ -x /etc/init.d/docker-registry ]] || return 0
+    if /etc/init.d/docker-registry status >/dev/null 2>&1; then
+        /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null; then
+        update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
 }
 
 # The venv is current when its stamp holds the hash of pyproject.toml and the
