@@ -84,6 +84,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # --- fixtures -------------------------------------------------------------------------------
 
+@pytest.fixture(scope="session", autouse=True)
+def _engine_host_network() -> Iterator[None]:
+    """Whatever a test runs of the engine, its networks never touch the machine's own:
+    hutch's host side (bridges, rules, resolvers) goes to a namespace made here, unless
+    a test chooses one of its own (HUTCH_HOST_NETNS)."""
+    if os.geteuid() != 0 or os.environ.get("HUTCH_HOST_NETNS"):
+        yield
+        return
+    from hutch.testing.hostnet import SimulatedHost
+    sim = SimulatedHost("session")
+    os.environ["HUTCH_HOST_NETNS"] = sim.path
+    try:
+        yield
+    finally:
+        del os.environ["HUTCH_HOST_NETNS"]
+        problems = sim.close()
+    assert not problems, problems
+
+
 def _after_runtime(request: pytest.FixtureRequest) -> None:
     """Make sure the runtime fixture exists when the test uses it (see _clean_runtime_now)."""
     if "runtime" in request.fixturenames:

@@ -12,17 +12,20 @@ import os
 import sys
 import time
 
+from hutch.cli.table import print_table
 from hutch.errors import HutchError, InvalidArgument
 
 ENGINE_VERBS = ("run", "create", "start", "ps", "logs", "stop", "restart", "kill", "rm",
-                "inspect", "wait", "exec", "stats",
+                "inspect", "wait", "exec", "stats", "port",
                 # LXC style, for OS containers
-                "ls", "console", "attach", "info", "destroy", "freeze", "unfreeze")
+                "ls", "console", "attach", "info", "destroy", "freeze", "unfreeze",
+                # cli/engine_extra.py and cli/volume.py
+                "copy", "snapshot", "restore", "autostart", "set", "top", "volume")
 DETACH = b"\x01q"  # Ctrl-a q, as lxc-console
 
 
 def _size(text: str) -> int:
-    from hutch.cli.runtime_verbs import parse_size
+    from hutch.common.units import parse_size
     return parse_size(text, "size")
 
 
@@ -54,8 +57,36 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("--userns", default="auto",
                    help="auto: its own user namespace (default); host: share the host's")
-    p.add_argument("--network", "--net", default="none",
-                   help="none (only lo, the default for now), host, or container:NAME")
+    p.add_argument("--network", "--net", default="bridge",
+                   help="bridge (the default network), NAME[,NAME] (networks made with "
+                   "`hutch network create`), none (only lo), host, or container:NAME")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, no seccomp, the host's devices and user ids")
+    p.add_argument("--mount", action="append", default=[],
+                   help="type=bind|volume|tmpfs,source=...,target=...[,readonly]")
+    for flag in ("read-bps", "write-bps", "read-iops", "write-iops"):
+        p.add_argument(f"--device-{flag}", action="append", default=[],
+                       help="DEVICE:RATE, a block I/O limit (bytes/s or IO/s)")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   help="[IP:][HOST:]CONTAINER[/tcp|udp], ranges as 8000-8010")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every exposed port on a free host port")
+    p.add_argument("--expose", action="append", default=[], help="PORT[/PROTO] to expose")
+    p.add_argument("--ip", help="the container's IPv4 address on its first network")
+    p.add_argument("--network-rate", help="bandwidth limit: RATE both ways (10mbit), or "
+                   "egress=RATE,ingress=RATE")
+    p.add_argument("--network-alias", action="append", default=[],
+                   help="another name the container answers to on its networks")
+    p.add_argument("--health-cmd", help="a shell command; exit 0 means healthy")
+    p.add_argument("--health-interval", help="time between checks (30s)")
+    p.add_argument("--health-timeout", help="a check taking longer fails (30s)")
+    p.add_argument("--health-retries", type=int, help="failures in a row to be unhealthy (3)")
+    p.add_argument("--health-start-period", help="failures in this time do not count (0s)")
+    p.add_argument("--no-healthcheck", action="store_true", help="no check, not even the "
+                   "image's")
+    p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
+                   help="fetch the image from its registry: missing (when the store lacks "
+                   "it and the name has a registry host), always, never")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -83,11 +114,17 @@ def _parser() -> argparse.ArgumentParser:
         v.add_argument("-n", "--name", dest="name_flag")
         if verb == "destroy":
             v.add_argument("-f", "--force", action="store_true")
+        if verb == "console":
+            v.add_argument("-t", "--tty", type=int, default=0,
+                           help="one of its ttys, 1..N (lxc-console -t); 0: its console")
         v.add_argument("container", nargs="?")
     at = sub.add_parser("attach", help="run a command in a running container (lxc-attach)")
     at.add_argument("-n", "--name", dest="name_flag")
     at.add_argument("container", nargs="?")
     at.add_argument("command", nargs=argparse.REMAINDER)
+    pt = sub.add_parser("port", help="a container's published ports")
+    pt.add_argument("container")
+    pt.add_argument("private", nargs="?", help="PORT[/PROTO]: only this one")
     ps = sub.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true")
     ps.add_argument("-q", "--quiet", action="store_true")
@@ -96,7 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("-f", "--follow", action="store_true")
     lg.add_argument("--tail")
     lg.add_argument("-t", "--timestamps", action="store_true")
-    lg.add_argument("--since")
+    lg.add_argument("--since", help="from this time on: RFC 3339, unix seconds or a "
+                    "duration back from now (10m)")
+    lg.add_argument("--until", help="up to this time (same forms)")
     lg.add_argument("container")
     for verb in ("stop", "restart"):
         st = sub.add_parser(verb, help=f"{verb} containers")
@@ -125,7 +164,17 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-d", "--detach", action="store_true")
     ex.add_argument("container")
     ex.add_argument("command", nargs=argparse.REMAINDER)
+    from hutch.cli import engine_extra, volume
+    engine_extra.add_parsers(sub)
+    volume.add_parsers(sub)
     return p
+
+
+def _command(verb: str):  # type: ignore[no-untyped-def]
+    if "cmd_" + verb in globals():
+        return globals()["cmd_" + verb]
+    from hutch.cli import engine_extra, volume
+    return getattr(engine_extra, "cmd_" + verb, None) or getattr(volume, "cmd_" + verb)
 
 
 def _lxc_create(argv: list[str]) -> argparse.Namespace:
@@ -136,8 +185,17 @@ def _lxc_create(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-t", "--template", required=True)
     p.add_argument("-n", "--name", required=True)
     p.add_argument("--autostart", action="store_true")
+    p.add_argument("--autostart-order", type=int, default=0, help="lower starts first")
+    p.add_argument("--autostart-delay", type=float, default=0.0,
+                   help="seconds to wait after starting it")
     p.add_argument("template_args", nargs="*")
-    return p.parse_args(argv)
+    extra: list[str] = []
+    if "--" in argv:  # the template's options, as lxc-create: argparse would refuse them
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1:]
+    args = p.parse_args(argv)
+    args.template_args = [*args.template_args, *extra]
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -150,7 +208,7 @@ def main(argv: list[str]) -> int:
     from hutch.engine import Engine
     try:
         engine = Engine(args.root)
-        return globals()["cmd_" + args.verb](engine, args)
+        return _command(args.verb)(engine, args)
     except HutchError as e:
         print(f"hutch: {_message(e)}", file=sys.stderr)
         text = str(e)
@@ -179,16 +237,46 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         except OSError as e:
             raise InvalidArgument(f"--env-file {path}: {e.strerror}") from None
     labels = dict(item.partition("=")[::2] for item in args.label)
+    from hutch.engine.spec import parse_mount
+    volumes, tmpfs = list(args.volumes), list(args.tmpfs)
+    for text in args.mount:
+        kind, value = parse_mount(text)
+        (tmpfs if kind == "tmpfs" else volumes).append(value)
     return RunOptions(
         image=args.image, command=args.command, name=args.name, detach=args.detach,
         remove=args.remove, interactive=args.interactive, tty=args.tty, env=env,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint,
-        hostname=args.hostname, volumes=args.volumes, tmpfs=args.tmpfs,
+        hostname=args.hostname, volumes=volumes, tmpfs=tmpfs,
         read_only=args.read_only, memory=args.memory, memory_swap=args.memory_swap,
         cpus=args.cpus, cpu_shares=args.cpu_shares, cpuset_cpus=args.cpuset_cpus,
         pids_limit=args.pids_limit, cap_add=args.cap_add, cap_drop=args.cap_drop,
         restart=args.restart, stop_signal=args.stop_signal, labels=labels, userns=args.userns,
-        network=args.network)
+        privileged=args.privileged, device_read_bps=args.device_read_bps,
+        device_write_bps=args.device_write_bps, device_read_iops=args.device_read_iops,
+        device_write_iops=args.device_write_iops,
+        network=args.network, publish=args.publish, publish_all=args.publish_all,
+        expose=args.expose, ip=args.ip, network_rate=args.network_rate,
+        network_aliases=args.network_alias, health_cmd=args.health_cmd,
+        health_interval=args.health_interval,
+        health_timeout=args.health_timeout, health_retries=args.health_retries,
+        health_start_period=args.health_start_period, no_healthcheck=args.no_healthcheck,
+        pull=args.pull)
+
+
+def cmd_port(engine, args) -> int:  # type: ignore[no-untyped-def]
+    row = engine.db.find(args.container)
+    ports = engine.network_settings(row["id"])["Ports"]
+    want = args.private if args.private is None or "/" in args.private else \
+        f"{args.private}/tcp"
+    if want is not None and want not in ports:
+        raise InvalidArgument(f"no public port {want} published for {row['name']}")
+    for private, bindings in sorted(ports.items()):
+        for b in bindings:
+            if want is None:
+                print(f"{private} -> {b['HostIp']}:{b['HostPort']}")
+            elif private == want:
+                print(f"{b['HostIp']}:{b['HostPort']}")
+    return 0
 
 
 def cmd_create(engine, args) -> int:  # type: ignore[no-untyped-def]
@@ -240,7 +328,7 @@ def _pump_stdin(sock) -> None:  # type: ignore[no-untyped-def]
 
 
 def _follow(engine, ref: str, follow: bool, tail: int | None = None,  # type: ignore
-            timestamps: bool = False) -> None:
+            timestamps: bool = False, since: str = "", until: str = "") -> None:
     """Print log entries, stdout to stdout and stderr to stderr; with ``follow``, go on
     printing new ones until the container's shim is gone."""
     from hutch.shim.logs import LogFollower, read_rotated
@@ -249,8 +337,13 @@ def _follow(engine, ref: str, follow: bool, tail: int | None = None,  # type: ig
     follower = LogFollower(path, from_end=False)
     entries = read_rotated(path) + follower.read_new()
 
+    if since or until:  # RFC 3339 times in one format compare as text
+        entries = [e for e in entries if since <= e["time"] and (not until or e["time"] < until)]
+
     def show(items: list[dict]) -> None:
         for e in items:
+            if until and e["time"] >= until:
+                continue
             out = sys.stdout if e["stream"] == "stdout" else sys.stderr
             out.write((e["time"] + " " if timestamps else "") + e["log"])
             out.flush()
@@ -264,18 +357,19 @@ def _follow(engine, ref: str, follow: bool, tail: int | None = None,  # type: ig
         time.sleep(0.01)
 
 
-def _attach_tty(engine, cid: str, detach: bool = False) -> int:  # type: ignore[no-untyped-def]
+def _attach_tty(engine, cid: str, detach: bool = False,  # type: ignore[no-untyped-def]
+                tty_number: int = 0) -> int:
     import select
     import termios
     import tty
-    sock = engine.shim(cid).attach()
+    sock = engine.shim(cid).attach(tty_number)
     saved = None
     pending = b""
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0, termios.TCSANOW)
         size = os.get_terminal_size(0)
-        engine.shim(cid).resize(size.lines, size.columns)
+        engine.shim(cid).resize(size.lines, size.columns, tty_number)
     try:
         while True:
             ready, _, _ = select.select([sock, 0], [], [], 0.5)
@@ -314,7 +408,8 @@ def _ref(args: argparse.Namespace) -> str:
 
 
 def cmd_lxc_create(engine, args) -> int:  # type: ignore[no-untyped-def]
-    made = engine.create_os(args.template, args.name, args.autostart)
+    made = engine.create_os(args.template, args.name, args.autostart, args.autostart_order,
+                            args.autostart_delay, template_args=args.template_args)
     print(f"created {args.name} ({made['id'][:12]}) from template {args.template}")
     return 0
 
@@ -341,11 +436,17 @@ def cmd_start(engine, args) -> int:  # type: ignore[no-untyped-def]
 
 
 def cmd_console(engine, args) -> int:  # type: ignore[no-untyped-def]
-    cid = engine.db.find(_ref(args))["id"]
+    row = engine.db.find(_ref(args))
+    cid = row["id"]
     if engine.status(cid) != "running":
         raise InvalidArgument(f"container {_ref(args)} is not running")
-    print("Connected to the console; Ctrl-a q to detach", file=sys.stderr)
-    return _attach_tty(engine, cid, detach=True)
+    count = int(json.loads(row["config"]).get("ttys") or 0)
+    if args.tty and not 1 <= args.tty <= count:
+        raise InvalidArgument(f"--tty {args.tty}: no tty {args.tty}: the container has {count}"
+                              + (f" (1..{count})" if count else ""))
+    where = f"tty{args.tty}" if args.tty else "the console"
+    print(f"Connected to {where}; Ctrl-a q to detach", file=sys.stderr)
+    return _attach_tty(engine, cid, detach=True, tty_number=args.tty)
 
 
 def cmd_attach(engine, args) -> int:  # type: ignore[no-untyped-def]
@@ -360,17 +461,19 @@ def cmd_ls(engine, args) -> int:  # type: ignore[no-untyped-def]
     rows = []
     for c in engine.ps(all_containers=True):
         config = json.loads(engine.db.find(c["id"])["config"])
-        rows.append({"name": c["name"], "state": c["status"].upper(), "ipv4": "-",
+        rows.append({"name": c["name"], "state": c["status"].upper(),
+                     "ipv4": (engine.network_settings(c["id"])["IPAddress"] or "-")
+                     if c["status"] in ("running", "restarting") else "-",
                      "pid": c["pid"] or "-", "autostart": int(bool(config.get("autostart"))),
-                     "template": config.get("template") or "-"})
+                     "template": config.get("template") or "-",
+                     "privileged": "yes" if config.get("privileged") else "no"})
     if args.format == "json":
         print(json.dumps(rows))
         return 0
-    cols = ("name", "state", "ipv4", "pid", "autostart") + (("template",) if args.fancy else ())
-    table = [tuple(c.upper() for c in cols)] + [tuple(str(r[c]) for c in cols) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    cols = ("name", "state", "ipv4", "pid", "autostart") + (("template", "privileged")
+                                                            if args.fancy else ())
+    print_table([tuple(c.upper() for c in cols)] +
+                [tuple(str(r[c]) for c in cols) for r in rows], sep="  ")
     return 0
 
 
@@ -378,7 +481,11 @@ def cmd_info(engine, args) -> int:  # type: ignore[no-untyped-def]
     data = engine.info(_ref(args))
     st = data["State"]
     print(f"Name:       {data['Name']}\nState:      {st['Status'].upper()}\n"
-          f"PID:        {st['Pid'] or '-'}\nIP:         -\nImage:      {data['Image']}")
+          f"PID:        {st['Pid'] or '-'}\n"
+          f"IP:         {data['NetworkSettings']['IPAddress'] or '-'}\n"
+          f"Image:      {data['Image']}\n"
+          f"Privileged: {'yes' if data['Privileged'] else 'no'} (user namespace: "
+          f"{data['UsernsMode']})")
     if data["Resources"]:
         from hutch.cgroups import accounting
         print("Resources:")
@@ -414,15 +521,38 @@ def cmd_ps(engine, args) -> int:  # type: ignore[no-untyped-def]
         return 0
     table = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
     for r in rows:
-        status = r["status"]
-        if status == "exited":
-            status = f"Exited ({r['exit_code']})"
+        status = _status_text(r)
         table.append((r["id"][:12], r["image"], r["command"][:30], _ago(r["created"]),
                       status, r["name"]))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("   ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    print_table(table)
     return 0
+
+
+def _status_text(row: dict) -> str:
+    """Docker's STATUS column: "Up 3 seconds (healthy)", "Exited (0)", "Created"."""
+    status = row["status"]
+    if status == "exited":
+        return f"Exited ({row['exit_code']})"
+    if status == "running":
+        text = "Up " + _duration(time.time() - _epoch(row.get("started_at")))
+        return text + (f" ({row['health']})" if row.get("health") else "")
+    return status.capitalize()
+
+
+def _epoch(rfc3339: str | None) -> float:
+    import calendar
+    if not rfc3339:
+        return time.time()
+    whole, _, frac = rfc3339.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+
+
+def _duration(s: float) -> str:
+    s = max(0, int(s))
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if s >= size:
+            return f"{s // size} {unit}"
+    return f"{s} seconds"
 
 
 def _ago(created: float) -> str:
@@ -435,7 +565,9 @@ def _ago(created: float) -> str:
 
 def cmd_logs(engine, args) -> int:  # type: ignore[no-untyped-def]
     tail = int(args.tail) if args.tail not in (None, "all") else None
-    _follow(engine, args.container, follow=args.follow, tail=tail, timestamps=args.timestamps)
+    from hutch.cli.engine_extra import log_bound
+    _follow(engine, args.container, follow=args.follow, tail=tail, timestamps=args.timestamps,
+            since=log_bound(args.since, "--since"), until=log_bound(args.until, "--until"))
     return 0
 
 
@@ -528,7 +660,7 @@ def stats_rows(engine, refs: list[str], interval: float = 0.5) -> list[dict]:  #
         rows.append({"id": b["id"], "name": b["name"], "cpu_percent": round(cpu, 2),
                      "memory_usage": mem["usage"], "memory_limit": limit,
                      "pids": b["pids"]["current"], "block_read": read, "block_write": write,
-                     "net_rx": 0, "net_tx": 0})
+                     "net_rx": b["network"]["rx_bytes"], "net_tx": b["network"]["tx_bytes"]})
     return rows
 
 
@@ -552,10 +684,8 @@ def cmd_stats(engine, args) -> int:  # type: ignore[no-untyped-def]
                               f"{100 * r['memory_usage'] / limit:.2f}%" if limit else "-",
                               str(r["pids"]),
                               f"{_human(r['block_read'])} / {_human(r['block_write'])}",
-                              "0B / 0B"))
-            widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-            for row in table:
-                print("   ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+                              f"{_human(r['net_rx'])} / {_human(r['net_tx'])}"))
+            print_table(table)
         sys.stdout.flush()
         if args.no_stream:
             return 0

@@ -30,13 +30,21 @@ flags:
                                 localhost and 127.0.0.1 always are)
   --auth-file PATH              credentials, Docker's config.json "auths" shape
                                 (default $HUTCH_AUTH_FILE or <root>/auth.json)
+  --policy FILE                 trust policy (default <root>/policy.json): the image
+                                is checked before its name is written, and refused
+                                images get no name
+
+The image's signatures, when the registry has them (the tag sha256-<hex>.sig
+beside it), are checked and kept with it. More plain-http registries can be
+listed in $HUTCH_INSECURE_REGISTRIES (comma separated).
 """
 
 PUSH_HELP = """\
 usage: hutch image push [flags] IMAGE [DESTINATION]
 
 Push an image of the store to a registry (to its own name, or DESTINATION):
-blobs the registry lacks, then the manifest (and an index's manifests), by tag.
+blobs the registry lacks, then the manifest (and an index's manifests), by tag,
+then the image's signatures (hutch image sign) as the tag sha256-<hex>.sig.
 
 flags:
   -q, --quiet                   no progress; print only the pushed digest
@@ -53,17 +61,18 @@ class _Args:
         self.platform: str | None = None
         self.insecure_registry: list[str] = []
         self.auth_file: str | None = None
+        self.policy: str | None = None
         self.positional: list[str] = []
 
 
 _VALUE_FLAGS = {"--platform": "platform", "--insecure-registry": "insecure_registry",
-                "--auth-file": "auth_file"}
+                "--auth-file": "auth_file", "--policy": "policy"}
 
 
 def _parse(verb: str, argv: list[str], max_positional: int) -> _Args:
     """The verb's flags (argparse would cost more than a tenth of a pull's start-up)."""
     args = _Args()
-    allowed = set(_VALUE_FLAGS) - ({"--platform"} if verb != "pull" else set())
+    allowed = set(_VALUE_FLAGS) - ({"--platform", "--policy"} if verb != "pull" else set())
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -132,15 +141,22 @@ def pull_main(argv: list[str], root: str | None) -> int:
             return 1
         from hutch.images.content import ContentStore
         from hutch.images.metadata import MetadataStore
+        from hutch.images.policy import default_path, verifier
         from hutch.images.registry.progress import make_progress
         from hutch.images.registry.pull import pull
+        from hutch.images.registry.reference import insecure_registries
+        from hutch.images.signing import SignatureStore
 
         content_dir, names = image_store_paths(root)
         content = ContentStore(content_dir)
+        base = instance_root(root)
+        signatures = os.path.join(base, "signatures")
+        verify = verifier(args.policy or default_path(base), signatures)
         with MetadataStore(names) as meta, make_progress(args.quiet) as progress:
             result = pull(args.positional[0], content, meta, platform=args.platform,
-                          insecure_registries=args.insecure_registry,
-                          auth=_auth(root, args.auth_file), progress=progress)
+                          insecure_registries=insecure_registries(args.insecure_registry),
+                          auth=_auth(root, args.auth_file), progress=progress,
+                          signatures=SignatureStore(signatures), verify=verify)
         if args.quiet:
             print(result.name)
         else:
@@ -150,6 +166,9 @@ def pull_main(argv: list[str], root: str | None) -> int:
                   f"{'' if fetched == 1 else 's'} fetched, {_size(result.downloaded)})")
             if result.target.digest != result.image.manifest_descriptor.digest:
                 print(f"index: {result.target.digest}")
+            sigs = result.signatures
+            if sigs is not None and (sigs.valid or sigs.rejected or sigs.error):
+                print("\n".join(sigs.notes(result.reference.name)), file=sys.stderr)
         return 0
     except HutchError as e:
         return _report("pull", e)
@@ -171,23 +190,42 @@ def push_main(argv: list[str], root: str | None) -> int:
         from hutch.images.content import ContentStore
         from hutch.images.metadata import MetadataStore
         from hutch.images.registry.progress import make_progress
-        from hutch.images.registry.push import push
+        from hutch.images.registry.push import find_image, push
+        from hutch.images.registry.reference import insecure_registries
+        from hutch.images.signing import SignatureStore
 
         content_dir, names = image_store_paths(root)
         content = ContentStore(content_dir)
+        store = SignatureStore(os.path.join(instance_root(root), "signatures"))
         with MetadataStore(names) as meta, make_progress(args.quiet) as progress:
             destination = args.positional[1] if len(args.positional) > 1 else None
+            signatures = store.list(find_image(meta, args.positional[0]).target.digest)
             result = push(args.positional[0], content, meta, destination,
-                          insecure_registries=args.insecure_registry,
-                          auth=_auth(root, args.auth_file), progress=progress)
+                          insecure_registries=insecure_registries(args.insecure_registry),
+                          auth=_auth(root, args.auth_file), progress=progress,
+                          signatures=signatures)
         if args.quiet:
             print(result.digest)
         else:
+            signed = f", {result.signatures} signature(s) beside it" \
+                if result.signatures else ""
             print(f"{result.reference}: pushed {result.digest} ({len(result.uploaded)} blobs "
-                  f"uploaded, {len(result.existing)} already there)")
+                  f"uploaded, {len(result.existing)} already there{signed})")
         return 0
     except HutchError as e:
         return _report("push", e)
+
+
+def push_signatures(root: str | None, name: str, target, sigs) -> int:  # type: ignore[no-untyped-def]
+    """``hutch image sign --push``: put ``sigs`` of image ``name`` (its ``target``
+    descriptor) beside it in its registry, without pushing the image again."""
+    from hutch.images.registry import signatures as remote
+    from hutch.images.registry.client import client_for
+    from hutch.images.registry.reference import insecure_registries, parse_reference
+    ref = parse_reference(name)
+    with client_for(ref, insecure_registries=insecure_registries(),
+                    auth=_auth(root, None)) as client:
+        return remote.push(client, ref.repository, target, sigs)
 
 
 def _report(verb: str, e: HutchError) -> int:

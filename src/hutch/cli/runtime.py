@@ -11,6 +11,7 @@ import time
 from hutch import OCI_VERSION, __version__
 from hutch.cli.flags import Flag, Verb, parse, usage
 from hutch.errors import HutchError, InvalidArgument
+from hutch.runtime.statedir import default_root
 
 PROG = "hutch-runtime"
 
@@ -134,9 +135,9 @@ def _command_line() -> tuple[list[Flag], dict[str, Verb]]:
             Flag("--stats", help="print the stats once and exit")], ["id"]),
     ]
     global_flags = [
-        Flag("--root", value=True, default=os.environ.get("HUTCH_RUNTIME_ROOT",
-                                                          "/run/hutch-runtime"),
-             help="where container state is kept"),
+        Flag("--root", value=True, default=default_root(),
+             help="where container state is kept (root: /run/hutch-runtime; others: "
+                  "$XDG_RUNTIME_DIR/hutch-runtime)"),
         Flag("--log", value=True, help="write errors and debug output to this file"),
         Flag("--log-format", value=True, default="text", help="text or json"),
         Flag("--debug", help="print debug output"),

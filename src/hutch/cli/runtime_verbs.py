@@ -8,6 +8,7 @@ import sys
 
 from hutch.cli.flags import Namespace
 from hutch.cli.runtime import Logger, parse_signal
+from hutch.common.units import parse_size
 from hutch.errors import InvalidArgument
 
 
@@ -129,9 +130,8 @@ def cmd_list(args: Namespace, log: Logger) -> int:
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    from hutch.cli.table import print_table
+    print_table(rows)
 
 
 def cmd_ps(args: Namespace, log: Logger) -> int:
@@ -188,27 +188,15 @@ def cmd_spec(args: Namespace, log: Logger) -> int:
 def cmd_features(args: Namespace, log: Logger) -> int:
     from hutch.oci.features import features
     from hutch.runtime import seccomp
-    doc = features(seccomp_enabled=False, idmap_enabled=False)
+    # idmapped bind mounts (runtime/idmapped.py) need mount_setattr: Linux 5.12
+    major, minor = (os.uname().release.split(".") + ["0"])[:2]
+    kernel = (int(major), int("".join(c for c in minor if c.isdigit()) or 0))
+    doc = features(seccomp_enabled=False, idmap_enabled=kernel >= (5, 12))
     doc["linux"]["seccomp"] = seccomp.features()  # type: ignore[index]
     json.dump(doc, sys.stdout, indent="    ")
     print()
     return 0
 
-
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str, flag: str) -> int:
-    """Bytes from "1048576", "512k", "10m", "1g" (binary units, as runc); "-1" is unlimited."""
-    t = text.strip().lower()
-    if t == "-1":
-        return -1
-    t = t.removesuffix("b")
-    unit = t[-1:] if t[-1:] in ("k", "m", "g", "t") else ""
-    num = t[:len(t) - len(unit)]
-    if not num.isdigit():
-        raise InvalidArgument(f"{flag} {text}: expected bytes like 1048576, 512k, 10m or 1g")
-    return int(num) * _SIZE_UNITS[unit]
 
 
 def _int_flag(text: str, flag: str) -> int:

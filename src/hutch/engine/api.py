@@ -10,8 +10,8 @@ import shutil
 import signal
 import time
 
-from hutch.engine import builtin
 from hutch.engine.db import Database
+from hutch.engine.networking import ContainerNetworks, NetworkRequest
 from hutch.engine.paths import Layout
 from hutch.engine.spec import RunOptions, build
 from hutch.errors import HutchError, InvalidArgument, NotFound, WrongState
@@ -35,6 +35,17 @@ class Engine:
         self.db = Database(self.layout.db)
         self._driver = driver or os.environ.get("HUTCH_STORAGE_DRIVER") or "overlay"
         self._snapshotter = None
+        self._images = None
+        self.net = ContainerNetworks(self.layout, self._names_of)
+
+    def _names_of(self, cid: str) -> list[str]:
+        """The names a container answers to on its networks (DNS)."""
+        try:
+            row = self.db.find(cid)
+        except NotFound:
+            return []
+        config = json.loads(row["config"])
+        return [row["name"], *config.get("network_aliases", []), cid[:12]]
 
     @property
     def snapshotter(self):  # type: ignore[no-untyped-def]
@@ -44,11 +55,22 @@ class Engine:
                                                                        self._driver))
         return self._snapshotter
 
+    @property
+    def images(self):  # type: ignore[no-untyped-def]
+        """The image service (engine/images.py): names, the store, unpacking, policy."""
+        if self._images is None:
+            from hutch.engine.images import ImageService
+            self._images = ImageService(self.layout, lambda: self.snapshotter)
+        return self._images
+
     # -- create / start -------------------------------------------------------------------
 
-    def create(self, opts: RunOptions) -> dict:
-        """Make the container (snapshot, bundle, record); it does not run yet."""
-        image = builtin.normalize(opts.image)
+    def create(self, opts: RunOptions, rootfs_from: str | None = None) -> dict:
+        """Make the container (snapshot, bundle, record); it does not run yet.
+
+        ``rootfs_from``: a committed snapshot to start from instead of the image
+        (``hutch copy``; engine/clone.py), with no template files written again."""
+        image = self.images.ensure(opts.image, "missing" if rootfs_from else opts.pull)
         restart = _policy(opts.restart)
         if opts.remove and restart["policy"] != "no":
             raise InvalidArgument("--rm cannot be combined with a --restart policy")
@@ -59,29 +81,65 @@ class Engine:
                                   "starting with a letter or digit")
         if opts.userns not in ("auto", "host"):
             raise InvalidArgument(f"--userns {opts.userns}: use auto (the default) or host")
+        if opts.privileged:
+            opts.userns = "host"  # its root is the host's root: that is what it asks for
         if opts.network.startswith("container:") and not opts.network.startswith("container:/"):
             opts.network = "container:" + self._netns_of(opts.network.split(":", 1)[1])
-        parent = builtin.ensure(self.snapshotter, image,
-                                os.path.join(self.layout.root, "images.lock"))
-        config = {**opts.to_dict(), "restart": restart, "image": image}
+        image_parent, image_config = self.images.container_root(image)
+        parent = rootfs_from or image_parent
+        opts.stop_signal = opts.stop_signal or image_config.get("StopSignal")
+        netreq = self._network_request(opts, image_config)
+        from hutch.engine.volumes import Volumes
+        Volumes(self).check(opts)
+        config = {**opts.to_dict(), "restart": restart, "image": image,
+                  "netreq": netreq.__dict__}
+        from hutch.engine import health
+        config["health"] = health.resolve(config, image_config)
         self.db.add_container(cid, name, image, config, f"container/{cid}")
         bundle = self.layout.container_dir(cid)
         try:
             id_base = self.db.allocate_idmap(cid) if opts.userns == "auto" else None
-            spec = build(opts, builtin.IMAGE_CONFIG[image], cid, id_base)
+            netns, files = self._network_setup(cid, netreq, opts.hostname or cid[:12],
+                                               id_base)
+            spec = build(Volumes(self).for_spec(opts), image_config, cid, id_base, netns=netns,
+                         files=files, userns=self.net.userns_path(cid)
+                         if netreq.mode == "networks" and id_base is not None else None)
             mounts = self.snapshotter.prepare(f"container/{cid}", parent)
             os.makedirs(os.path.join(bundle, "rootfs"), mode=0o711)
             self._mount_root(mounts, os.path.join(bundle, "rootfs"), id_base)
-            if opts.template:
+            if opts.template and not rootfs_from:
                 from hutch.engine import templates
                 templates.install(templates.get(opts.template), os.path.join(bundle, "rootfs"),
-                                  spec["hostname"])
+                                  spec["hostname"], owner=id_base)
+            from hutch.engine.images import apply_image_config
+            apply_image_config(spec, image_config, opts, bundle, id_base)
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(spec, f, indent=1)
         except BaseException as e:
             self._teardown(cid, e)
             raise
         return {"id": cid, "name": name}
+
+    def _network_request(self, opts: RunOptions, image_config: dict) -> NetworkRequest:
+        return NetworkRequest.parse(
+            opts.network, publish=opts.publish, publish_all=opts.publish_all,
+            exposed=[*(image_config.get("ExposedPorts") or {}), *opts.expose], ip=opts.ip,
+            rate=opts.network_rate, aliases=opts.network_aliases)
+
+    def _network_setup(self, cid: str, req: NetworkRequest, hostname: str,
+                       id_base: int | None, again: bool = False
+                       ) -> tuple[str | None, dict[str, str]]:
+        """The container's network namespace (a path, or None for the runtime to make
+        one or for the host's) and the files to bind into it (/etc/hosts ...)."""
+        netns = None
+        if req.mode == "networks":
+            netns = (self.net.ensure if again else self.net.setup)(cid, req, id_base)
+        elif req.mode == "host":
+            return self.net.host_netns, {}
+        directory = self.layout.container_dir(cid)
+        os.makedirs(directory, mode=0o711, exist_ok=True)
+        return netns, self.net.write_files(cid, directory, hostname,
+                                           with_resolver=netns is not None, owner=id_base)
 
     def _netns_of(self, ref: str) -> str:
         """The network namespace path of a running container (for --network container:)."""
@@ -108,14 +166,22 @@ class Engine:
         finally:
             os.close(fd)
 
-    def create_os(self, template: str, name: str, autostart: bool = False) -> dict:
-        """An OS container (LXC style): the template's image booting its own init."""
+    def create_os(self, template: str, name: str, autostart: bool = False,
+                  autostart_order: int = 0, autostart_delay: float = 0.0,
+                  template_args: list[str] | None = None) -> dict:
+        """An OS container (LXC style): the template's image booting its own init.
+        ``template_args``: the template's options (the words after ``--``)."""
         from hutch.engine import templates
         t = templates.get(template)
-        return self.create(RunOptions(image=t["image"], command=list(t["init"]), name=name,
+        options = templates.parse_options(template, template_args or [])
+        init, stop_signal = templates.boot(t, options)
+        image = templates.image_for(t, options, self.images)
+        return self.create(RunOptions(image=image, command=init, name=name,
                                       hostname=name, tty=True, interactive=True,
-                                      stop_signal=t["stop_signal"], template=template,
-                                      autostart=autostart))
+                                      stop_signal=stop_signal, template=template,
+                                      autostart=autostart, autostart_order=autostart_order,
+                                      autostart_delay=autostart_delay,
+                                      ttys=int(t.get("ttys", 0))))
 
     def freeze(self, ref: str, thaw: bool = False) -> None:
         from hutch.runtime.container import Container
@@ -148,12 +214,20 @@ class Engine:
         config = json.loads(row["config"])
         shim_dir = self.layout.shim_dir(cid)
         self._forget_runtime_leftovers(cid)
+        if config.get("netreq", {}).get("mode") == "networks":
+            # made again after a reboot; /etc/hosts and resolv.conf as the networks are now
+            self._network_setup(cid, NetworkRequest(**config["netreq"]),
+                                config.get("hostname") or cid[:12], self.db.idmap_of(cid),
+                                again=True)
         info = spawn({
             "id": cid, "dir": shim_dir, "runtime_root": self.layout.runtime_root,
             "bundle": self.layout.container_dir(cid), "terminal": config.get("tty", False),
             "stdin": config.get("interactive", False), "restart": config["restart"],
             "stop_signal": _signal_number(config.get("stop_signal") or "SIGTERM"),
             "log": {"max_size": 10 << 20, "max_files": 3}, "start_on_attach": attach_first,
+            "halt_is_exit_0": bool(config.get("template")),  # an OS container's poweroff
+            "health": config.get("health"),
+            "ttys": config.get("ttys", 0), "tty_owner": self.db.idmap_of(cid) or 0,
         })
         self.db.set_state(cid, "started")
         return info
@@ -200,11 +274,46 @@ class Engine:
                 "State": {"Status": self.status(cid), "Pid": st.get("pid", 0),
                           "ExitCode": st.get("exit_code"), "StartedAt": st.get("started_at"),
                           "FinishedAt": st.get("finished_at"),
-                          "RestartCount": st.get("restart_count", 0)},
+                          "RestartCount": st.get("restart_count", 0),
+                          **({"Health": st["health"]} if st.get("health") else {})},
+                "NetworkSettings": self.network_settings(cid),
                 "LogPath": os.path.join(self.layout.shim_dir(cid), "container.log"),
-                "Privileged": False,
+                "Privileged": bool(json.loads(row["config"]).get("privileged")),
                 "UsernsMode": "host" if self.db.idmap_of(cid) is None else "private",
                 "IdMapBase": self.db.idmap_of(cid)}
+
+    def network_settings(self, cid: str) -> dict:
+        """Docker's NetworkSettings: the container's networks, addresses and ports."""
+        eps = self.net.endpoints(cid)
+        networks, ports = {}, {}
+        for ep in eps:
+            gateway = str(self.net.manager.get(ep.network).gateway)
+            networks[ep.network] = {"IPAddress": str(ep.address), "IPPrefixLen": ep.prefixlen,
+                                    "Gateway": gateway, "MacAddress": ep.mac,
+                                    "Interface": ep.ifname}
+            for m in ep.ports:
+                for host, ctr in m.pairs():
+                    ports.setdefault(f"{ctr}/{m.proto}", []).append(
+                        {"HostIp": str(m.host_ip or "0.0.0.0"), "HostPort": str(host)})
+        return {"Networks": networks, "Ports": ports,
+                "SandboxKey": self.net.netns_path(cid) if eps else "",
+                "IPAddress": next((n["IPAddress"] for n in networks.values()), "")}
+
+    def network_connect(self, network: str, ref: str, ip: str | None = None) -> None:
+        row = self.db.find(ref)
+        self.net.connect(row["id"], network, ip=ip)
+        self._rewrite_network_files(row)
+
+    def network_disconnect(self, network: str, ref: str) -> None:
+        row = self.db.find(ref)
+        self.net.disconnect(row["id"], network)
+        self._rewrite_network_files(row)
+
+    def _rewrite_network_files(self, row) -> None:  # type: ignore[no-untyped-def]
+        config = json.loads(row["config"])
+        self.net.write_files(row["id"], self.layout.container_dir(row["id"]),
+                             config.get("hostname") or row["id"][:12], with_resolver=True,
+                             owner=self.db.idmap_of(row["id"]))
 
     def ps(self, all_containers: bool = False) -> list[dict]:
         out = []
@@ -217,7 +326,9 @@ class Engine:
             out.append({"id": row["id"], "name": row["name"], "image": row["image"],
                         "command": " ".join(config.get("command") or []) or "(image default)",
                         "created": row["created"], "status": status,
-                        "exit_code": st.get("exit_code"), "pid": st.get("pid", 0)})
+                        "exit_code": st.get("exit_code"), "pid": st.get("pid", 0),
+                        "started_at": st.get("started_at"),
+                        "health": (st.get("health") or {}).get("Status")})
         return out
 
     # -- signals, stop, wait ----------------------------------------------------------
@@ -269,6 +380,7 @@ class Engine:
         from hutch.storage.mount import unmount_all
         steps = [
             lambda: self._forget_runtime_leftovers(cid),
+            lambda: self.net.teardown(cid),
             lambda: unmount_all(os.path.join(self.layout.container_dir(cid), "rootfs")),
             lambda: self._remove_snapshot(cid),
             lambda: shutil.rmtree(self.layout.container_dir(cid), ignore_errors=False)
@@ -294,6 +406,8 @@ class Engine:
             self.snapshotter.remove(f"container/{cid}")
         except NotFound:
             pass
+        from hutch.engine import clone
+        clone.forget(self, cid)  # its snapshots, and shared layers nothing rests on any more
 
     def stats(self, ref: str) -> dict:
         """One sample of a running container's use: cgroup stats in runc's shape."""
@@ -303,7 +417,33 @@ class Engine:
         cg = Container(self.layout.runtime_root, row["id"]).cgroup
         if cg is None or not cg.exists():
             raise WrongState(f"container {row['name']} has no cgroup (is it running?)")
-        return {"id": row["id"], "name": row["name"], "read": time.time(), **stats.of(cg)}
+        sample = {"id": row["id"], "name": row["name"], "read": time.time(), **stats.of(cg)}
+        sample["network"] = self._net_io(row["id"])
+        return sample
+
+    def _net_io(self, cid: str) -> dict:
+        """Bytes and packets through the container's interfaces (lo aside), from its own
+        network namespace's /proc/net/dev; zero for --network host or none."""
+        total = {"rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0, "tx_packets": 0}
+        pid = self.shim(cid).status().get("pid") or 0
+        if not pid or self.net.host_netns is None and \
+                os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            return total
+        try:
+            with open(f"/proc/{pid}/net/dev") as f:
+                lines = f.read().splitlines()[2:]
+        except OSError:
+            return total
+        for line in lines:
+            name, _, data = line.partition(":")
+            if name.strip() == "lo":
+                continue
+            v = [int(x) for x in data.split()]
+            total["rx_bytes"] += v[0]
+            total["rx_packets"] += v[1]
+            total["tx_bytes"] += v[8]
+            total["tx_packets"] += v[9]
+        return total
 
     def logs(self, ref: str) -> list[dict]:
         from hutch.shim.logs import read_entries
@@ -311,7 +451,10 @@ class Engine:
         return read_entries(os.path.join(self.layout.shim_dir(row["id"]), "container.log"))
 
     def close(self) -> None:
+        self.net.close()
         self.db.close()
+        if self._images is not None:
+            self._images.close()
         if self._snapshotter is not None:
             self._snapshotter.close()
 
@@ -321,6 +464,12 @@ def _signal_number(sig: str | int) -> int:
         return int(sig)
     name = str(sig).upper()
     name = name if name.startswith("SIG") else "SIG" + name
+    for base, sign in (("SIGRTMIN", 1), ("SIGRTMAX", -1)):  # SIGRTMIN+3: systemd's halt
+        if name.startswith(base) and name[len(base):].lstrip("+-").isdigit():
+            offset = int(name[len(base):] or 0)
+            number = int(getattr(signal, base)) + offset
+            if sign * offset >= 0 and signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+                return number
     try:
         return int(signal.Signals[name])
     except KeyError:

@@ -65,6 +65,15 @@ class Database:
         with self.transaction() as c:
             c.execute("UPDATE containers SET state = ? WHERE id = ?", (state, cid))
 
+    def update_config(self, cid: str, changes: dict) -> None:
+        """Merge ``changes`` into a container's options (read and written in one go)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT config FROM containers WHERE id = ?", (cid,)).fetchone()
+            if row is None:
+                raise NotFound(f"no such container: {cid}")
+            c.execute("UPDATE containers SET config = ? WHERE id = ?",
+                      (json.dumps({**json.loads(row[0]), **changes}), cid))
+
     def remove_container(self, cid: str) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM containers WHERE id = ?", (cid,))

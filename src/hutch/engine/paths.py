@@ -19,6 +19,12 @@ class Layout:
         self.db = os.path.join(self.root, "hutch.db")
         self.containers = os.path.join(self.root, "containers")
         self.storage = os.path.join(self.root, "storage")
+        # The image store: blobs, names (SQLite), signatures, the trust policy.
+        self.content = os.path.join(self.root, "content")
+        self.images_db = os.path.join(self.root, "images.db")
+        self.signatures = os.path.join(self.root, "signatures")
+        self.policy = os.path.join(self.root, "policy.json")
+        self.images_lock = os.path.join(self.root, "images.lock")
         self.runtime_root = os.path.join(self.run, "runtime")
         self.shims = os.path.join(self.run, "shims")
 

@@ -889,3 +889,237 @@ def unpack_image(content: ContentStore, snapshotter: Snapshotter, image: Resolve
             raise
         parent = name
     return result
+
+
+# --- dry run: the applier's checks, without writing anything ---------------------------------
+
+@dataclass
+class ScanResult:
+    """What ``scan_layer`` found: the layer's diff_id and every problem (empty: safe)."""
+
+    diff_id: Digest | None = None
+    size: int = 0
+    members: int = 0
+    compression: str = "none"
+    problems: list[str] = field(default_factory=list)
+
+
+class LayerScanner:
+    """Runs the checks of ``apply_layer`` over a stack of layers on a tree held in memory.
+
+    The tree carries over from one layer to the next (whiteouts remove from it), so
+    a symlink a lower layer made is seen when a member of an upper one is written
+    through it, as it would be when applying. Unlike the applier, a refused member
+    does not stop the scan: every problem is listed (up to ``max_problems`` a layer).
+    Hard links must name a file of the same layer, as overlay (the default) needs.
+    """
+
+    def __init__(self, devices: Devices | str = Devices.REFUSE, limits: Limits = Limits(),
+                 max_problems: int = 100) -> None:
+        self.devices = Devices(devices)
+        self.limits = limits
+        self.max_problems = max_problems
+        # path -> (kind, link target, layer number): kind is dir, file, symlink, other
+        self.tree: dict[tuple[str, ...], tuple[str, str, int]] = {}
+        self.children: dict[tuple[str, ...], set[str]] = {}
+        self.layer = 0
+
+    def _set(self, path: tuple[str, ...], node: tuple[str, str, int]) -> None:
+        self.tree[path] = node
+        self.children.setdefault(path[:-1], set()).add(path[-1])
+
+    def _resolve(self, comps: Sequence[str], member: str) -> tuple[str, ...] | None:
+        """The resolved parent directory of a member (None: a missing parent under a
+        file). Raises UnsafeLayer as the applier would."""
+        todo = list(comps)
+        done: list[str] = []
+        links = 0
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if not done:
+                    raise UnsafeLayer(member, "writing through a symlink on its path "
+                                              "refused: it points outside the layer's root")
+                done.pop()
+                continue
+            node = self.tree.get(tuple(done + [name]))
+            if node is None or node[0] == "dir":
+                done.append(name)
+                continue
+            if node[0] != "symlink":
+                raise UnsafeLayer(member, f"{'/'.join(done + [name])} is not a directory")
+            links += 1
+            if links > _MAX_SYMLINKS:
+                raise UnsafeLayer(member, "too many levels of symbolic links on its path")
+            target, where = node[1], "/".join(done + [name])
+            if target.startswith("/"):
+                raise UnsafeLayer(member, f"writing through the symlink {where} -> {target} "
+                                          "refused: it points outside the layer's root")
+            depth = len(done)
+            for p in target.split("/"):
+                if p == "..":
+                    depth -= 1
+                    if depth < 0:
+                        raise UnsafeLayer(member, f"writing through the symlink {where} -> "
+                                                  f"{target} refused: it points outside the "
+                                                  "layer's root")
+                elif p not in ("", "."):
+                    depth += 1
+            todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
+        return tuple(done)
+
+    def _drop(self, path: tuple[str, ...]) -> None:
+        """Forget ``path`` and everything below it."""
+        self.tree.pop(path, None)
+        if path:
+            self.children.get(path[:-1], set()).discard(path[-1])
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            for child in self.children.pop(p, ()):
+                self.tree.pop(p + (child,), None)
+                stack.append(p + (child,))
+
+    def _check(self, member: tarfile.TarInfo, total: list[int]) -> None:
+        name = member.name
+        parts = _split(name, name, self.limits)
+        if member.isfile() and member.size > self.limits.max_file_size:
+            raise UnsafeLayer(name, f"a file of {member.size} bytes is more than the "
+                                    f"{self.limits.max_file_size} allowed")
+        if len(member.pax_headers) > 0:
+            xattrs = [k for k in member.pax_headers
+                      if k.startswith(("SCHILY.xattr.", "LIBARCHIVE.xattr."))]
+            if len(xattrs) > self.limits.max_xattrs:
+                raise UnsafeLayer(name, f"{len(xattrs)} xattrs, more than the "
+                                        f"{self.limits.max_xattrs} allowed")
+            for k in xattrs:
+                size = len(member.pax_headers[k].encode("utf-8", "surrogateescape"))
+                if size > self.limits.max_xattr_size:
+                    raise UnsafeLayer(name, f"xattr {k.split('xattr.', 1)[1]} of {size} bytes "
+                                            f"is more than the {self.limits.max_xattr_size} "
+                                            "allowed")
+        if not parts:
+            if not member.isdir():
+                raise UnsafeLayer(name, "the root of the layer must be a directory")
+            return
+        base = parts[-1]
+        parent = self._resolve(parts[:-1], name)
+        assert parent is not None
+        path = parent + (base,)
+        if base.startswith(WHITEOUT_PREFIX):
+            if base == WHITEOUT_OPAQUE:
+                self._drop_below(parent)
+                return
+            if base.startswith(WHITEOUT_META_PREFIX):
+                return
+            victim = base[len(WHITEOUT_PREFIX):]
+            if not victim or victim in (".", ".."):
+                raise UnsafeLayer(name, "a whiteout that names nothing")
+            self._drop(parent + (victim,))
+            return
+        if member.isdir():
+            self._drop_unless_dir(path)
+            self._set(path, ("dir", "", self.layer))
+            return
+        if member.islnk():
+            link = _split(member.linkname, name, self.limits, what="hard link target")
+            if not link:
+                raise UnsafeLayer(name, "a hard link to the root directory refused")
+            lparent = self._resolve(link[:-1], name)
+            node = self.tree.get((lparent or ()) + (link[-1],))
+            if node is None or node[2] != self.layer:
+                raise UnsafeLayer(name, f"hard link target {member.linkname!r} is not in "
+                                        "this layer")
+            if node[0] == "dir":
+                raise UnsafeLayer(name, f"hard link to the directory {member.linkname!r} "
+                                        "refused")
+            self._drop(path)
+            self._set(path, (node[0], node[1], self.layer))
+            return
+        if member.ischr() or member.isblk():
+            if self.devices is Devices.REFUSE:
+                raise UnsafeLayer(name, f"device node ({member.devmajor}, {member.devminor}) "
+                                        "refused; devices are not allowed in this layer")
+        self._drop(path)
+        if member.issym():
+            lb = len(member.linkname.encode("utf-8", "surrogateescape"))
+            if lb > self.limits.max_link:
+                raise UnsafeLayer(name, f"the symlink target is {lb} bytes, more than the "
+                                        f"{self.limits.max_link} allowed")
+            self._set(path, ("symlink", member.linkname, self.layer))
+        elif member.isfile():
+            total[0] += member.size
+            if total[0] > self.limits.max_total_size:
+                raise UnsafeLayer(name, f"the layer's files add up to more than the "
+                                        f"{self.limits.max_total_size} bytes allowed")
+            self._set(path, ("file", "", self.layer))
+        elif member.ischr() or member.isblk() or member.isfifo():
+            self._set(path, ("other", "", self.layer))
+        else:
+            raise UnsafeLayer(name, f"unsupported member type {member.type!r}")
+
+    def _drop_below(self, directory: tuple[str, ...]) -> None:
+        """An opaque directory: lower layers' content below it goes."""
+        for child in list(self.children.get(directory, ())):
+            node = self.tree.get(directory + (child,))
+            if node is None or node[2] != self.layer:
+                self._drop(directory + (child,))
+
+    def _drop_unless_dir(self, path: tuple[str, ...]) -> None:
+        node = self.tree.get(path)
+        if node is not None and node[0] != "dir":
+            self._drop(path)
+
+    def scan(self, stream: BinaryIO, expected_diff_id: Digest | None = None) -> ScanResult:
+        """Check the next layer of the stack, read from ``stream``."""
+        self.layer += 1
+        result = ScanResult()
+        total = [0]
+
+        def problem(text: str) -> None:
+            if len(result.problems) < self.max_problems:
+                result.problems.append(text)
+            elif len(result.problems) == self.max_problems:
+                result.problems.append("... more problems not shown")
+
+        hashing: HashingReader | None = None
+        try:
+            tar_stream, result.compression = open_layer(stream)
+            hashing = HashingReader(tar_stream)
+            info_cls = type("_LimitedTarInfo", (_BoundedTarInfo,),
+                            {"max_header": self.limits.max_header})
+            with tarfile.open(fileobj=hashing, mode="r|", tarinfo=info_cls,  # type: ignore[call-overload]
+                              encoding="utf-8", errors="surrogateescape") as tf:
+                for member in tf:
+                    result.members += 1
+                    if result.members > self.limits.max_members:
+                        problem(str(UnsafeLayer(member.name, f"the layer has more than "
+                                                f"{self.limits.max_members} members")))
+                        break
+                    try:
+                        self._check(member, total)
+                    except UnsafeLayer as e:
+                        problem(str(e))
+            hashing.drain()
+        except UnsafeLayer as e:  # a header too large to read: the rest cannot be read
+            problem(str(e))
+        except Unsupported as e:
+            problem(str(e))
+            return result
+        except _corrupt_errors() as e:
+            problem(f"layer ({result.compression}) is not a valid tar stream: "
+                    f"{e or type(e).__name__}")
+            return result
+        if hashing is not None:
+            result.diff_id, result.size = hashing.digest(), hashing.size
+            if expected_diff_id is not None and result.diff_id != expected_diff_id \
+                    and not any("extended header" in p for p in result.problems):
+                problem(f"layer has diff_id {result.diff_id}, but the image config says "
+                        f"{expected_diff_id}")
+        return result
+
+
+def scan_layer(stream: BinaryIO, expected_diff_id: Digest | None = None,
+               **kw: Any) -> ScanResult:
+    """``apply_layer``'s checks on one layer, writing nothing; lists every problem."""
+    return LayerScanner(**kw).scan(stream, expected_diff_id)

@@ -240,6 +240,21 @@ class NetworkManager:
                 raise
             return self.get(name)
 
+    def restore(self, name: str) -> bool:
+        """Make the network's bridge again if it is gone (after a reboot) and put its
+        rules back; True when something had to be made."""
+        with self._locked():
+            net = self.get(name)
+            with self._host() as host:
+                if host.find(net.bridge) is not None:
+                    return False
+                br.create_bridge(host, self._spec(net))
+            write_sysctl(self.host_netns, f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
+            if not net.internal and self.manage_forwarding:
+                write_sysctl(self.host_netns, "net.ipv4.ip_forward", "1")
+            self.apply_firewall()
+            return True
+
     def _with_host(self, fn: Callable[[Netlink], object]) -> object:
         with self._host() as host:
             return fn(host)

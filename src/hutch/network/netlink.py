@@ -17,9 +17,11 @@ it (``netns.socket_in``), which costs about a millisecond, where pyroute2's own
 from __future__ import annotations
 
 import errno as E
+import importlib.util
 import ipaddress
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,12 +101,30 @@ def _translate(e: Exception, what: str) -> HutchError:
     return SystemFailure(code if isinstance(code, int) else E.EIO, message)
 
 
+def _pyroute2() -> tuple[Any, type[Exception]]:
+    """pyroute2's IPRoute and NetlinkError: the one import of pyroute2 in hutch.
+
+    The package's ``__init__`` imports every family pyroute2 has (conntrack, ipvs,
+    wireguard, nl80211, NDB ...), about 90 ms here, on the path of every container
+    start on a network; hutch needs rtnetlink only (about 55 ms). So the package object
+    is made without running its ``__init__`` and only the modules used are imported;
+    when something else imported pyroute2 fully, that is used as it is.
+    """
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.loader is None:
+            raise NotFound("pyroute2 is not installed (it is one of hutch's dependencies)")
+        sys.modules["pyroute2"] = importlib.util.module_from_spec(spec)  # not executed
+    from pyroute2.iproute.linux import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+    return IPRoute, NetlinkError
+
+
 class Netlink:
     """Links, addresses, routes and qdiscs of one network namespace."""
 
     def __init__(self, netns: str | None = None) -> None:
-        from pyroute2 import IPRoute  # the one import of pyroute2 in hutch
-
+        IPRoute, _ = _pyroute2()
         self.netns = netns
         self._where = f"network namespace {netns}" if netns else "the host's network namespace"
         try:
@@ -130,8 +150,7 @@ class Netlink:
 
     @contextmanager
     def _op(self, what: str) -> Iterator[None]:
-        from pyroute2 import NetlinkError
-
+        _, NetlinkError = _pyroute2()
         try:
             yield
         except HutchError:

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from hutch.errors import InvalidArgument, NotFound, SystemFailure
-from hutch.linux.constants import CLONE_NEWNET
-from hutch.linux.syscalls import setns
+from hutch.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailure
+from hutch.linux.constants import CLONE_NEWNET, CLONE_NEWUSER, MNT_DETACH, MS_BIND
+from hutch.linux.syscalls import mount, setns, umount2, unshare
 
 T = TypeVar("T")
 
@@ -88,6 +88,132 @@ def call_in(path: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -
     if failure:
         raise failure[0]
     return result[0]
+
+
+def create_persistent(path: str, owner_userns: str | None = None) -> str:
+    """A new, empty network namespace kept alive by a bind mount at ``path`` (as
+    ``ip netns add`` does, at a path of our choosing); lo is left down.
+
+    With ``owner_userns`` (a user namespace file) the new namespace belongs to that
+    user namespace, so that a container's root in it may use its own network (raw
+    sockets, interface settings) as Docker's and LXD's do.
+    """
+    if os.path.lexists(path):
+        raise AlreadyExists(f"network namespace file {path} exists already")
+    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    try:
+        if owner_userns is None:
+            _new_netns_here(path)
+        else:
+            _new_netns_in(path, owner_userns)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def _new_netns_here(path: str) -> None:
+    failure: list[BaseException] = []
+
+    def make() -> None:
+        # The namespace is per thread: only this short-lived thread moves into it.
+        try:
+            unshare(CLONE_NEWNET)
+            mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None, MS_BIND)
+        except BaseException as e:
+            failure.append(e)
+
+    thread = threading.Thread(target=make, name="netns:create", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        e = failure[0]
+        if isinstance(e, OSError):
+            raise SystemFailure(e.errno or errno.EIO,
+                                f"make network namespace {path}: {e.strerror}") from None
+        raise e
+
+
+def _new_netns_in(path: str, userns: str) -> None:
+    """A child enters the user namespace (only a single-threaded process may) and
+    unshares a network namespace there; we bind it to ``path``, then let it go."""
+    user_fd = open_netns(userns)
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            setns(user_fd, CLONE_NEWUSER, userns)
+            unshare(CLONE_NEWNET)
+            os.write(ready_w, b"n")
+            os.read(done_r, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(done_r)
+    os.close(user_fd)
+    try:
+        if os.read(ready_r, 1) != b"n":
+            raise SystemFailure(errno.EPERM, f"make network namespace {path} in user "
+                                f"namespace {userns}: the helper process failed")
+        try:
+            mount(f"/proc/{pid}/ns/net", path, None, MS_BIND)
+        except OSError as e:
+            raise SystemFailure(e.errno or errno.EIO,
+                                f"make network namespace {path}: {e.strerror}") from None
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
+def create_persistent_userns(path: str, base: int, size: int = 65536) -> str:
+    """A user namespace mapping 0..size-1 to base.. kept alive by a bind mount at
+    ``path`` (it owns a container's network namespace)."""
+    from hutch.linux.idmap import userns_with
+    if os.path.lexists(path):
+        raise AlreadyExists(f"user namespace file {path} exists already")
+    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    try:
+        fd = userns_with(base, size)
+        try:
+            mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        os.unlink(path)
+        raise SystemFailure(e.errno or errno.EIO,
+                            f"make user namespace {path}: {e.strerror}") from None
+    return path
+
+
+def remove_persistent(path: str) -> bool:
+    """Undo :func:`create_persistent` (or ``create_persistent_userns``); False when
+    there was nothing at ``path``."""
+    if not os.path.lexists(path):
+        return False
+    try:
+        umount2(path, MNT_DETACH)
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # EINVAL: not a mount point (a crash left the file)
+            raise SystemFailure(e.errno or errno.EIO,
+                                f"unmount network namespace {path}: {e.strerror}") from None
+    os.unlink(path)
+    return True
+
+
+def is_netns(path: str) -> bool:
+    """True when ``path`` is a live namespace file (nsfs has one device for all)."""
+    try:
+        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False
 
 
 def socket_in(path: str | None, family: int, type: int, proto: int = 0) -> socket.socket:

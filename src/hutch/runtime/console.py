@@ -44,9 +44,24 @@ def open_pty() -> tuple[int, str]:
     return master, f"/dev/pts/{n}"
 
 
+# Annotation: "false" gives the init the pty as stdio and /dev/console but not as its
+# controlling terminal, as a kernel boots init (and as LXC starts an OS container's):
+# the getty or shell its init starts on the console can then make it theirs.
+CONSOLE_CTTY = "io.hutch.console.ctty"
+
+
+def _has_ctty() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+        return True
+    except OSError:
+        return False
+
+
 def setup_container_console(sock: socket.socket, console_size: dict | None,
-                            make_dev_console: bool) -> None:
-    """In the container (after pivot_root): make the pty, send its master, adopt the slave."""
+                            make_dev_console: bool, ctty: bool = True) -> None:
+    """In the container (after pivot_root): make the pty, send its master, adopt the slave
+    (as the controlling terminal too, unless ``ctty`` is false)."""
     master, slave_path = open_pty()
     try:
         if console_size:
@@ -60,9 +75,14 @@ def setup_container_console(sock: socket.socket, console_size: dict | None,
     finally:
         os.close(master)
         sock.close()
-    os.setsid()
-    slave = os.open(slave_path, os.O_RDWR)
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    if ctty or _has_ctty():
+        os.setsid()
+    # else: not a session leader either, as a kernel starts init, so that an init which
+    # opens the console without O_NOCTTY (sysvinit does) does not take it as its
+    # controlling terminal and keep it from the getty it starts there
+    slave = os.open(slave_path, os.O_RDWR | (0 if ctty else os.O_NOCTTY))
+    if ctty:
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     if slave > 2:

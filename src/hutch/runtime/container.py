@@ -40,8 +40,10 @@ class Container:
 
     @property
     def cgroup(self):  # type: ignore[no-untyped-def]
-        if self._cgroup is None and self.record.get("cgroup"):
-            self._cgroup = load_manager(self.record["cgroup"])
+        saved = self.record.get("cgroup")
+        if self._cgroup is None and saved and saved.get("version") != 0:
+            # version 0: a rootless container that runs without a cgroup (see launcher)
+            self._cgroup = load_manager(saved)
         return self._cgroup
 
     def status(self) -> str:

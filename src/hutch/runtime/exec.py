@@ -1,9 +1,10 @@
 """``exec``: start one more process inside a running container.
 
-The runtime forks a child that joins the container's namespaces (user first,
-mount last); that child forks again so the new process is inside the pid
-namespace too, reports its pid and exits. The parent joins the new process to
-the container's cgroup, lets it go, and waits for it unless detached.
+The runtime forks a child that joins the container's namespaces (the user
+namespace last where it can, see namespaces.join_user_last); that child forks
+again so the new process is inside the pid namespace too, reports its pid and
+exits. The parent joins the new process to the container's cgroup, lets it go,
+and waits for it unless detached.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hutch.runtime.channel import Channel
 from hutch.runtime.console import setup_container_console
 from hutch.runtime.container import CREATED, PAUSED, RUNNING, Container
 from hutch.runtime.launcher import PARENT_TIMEOUT
-from hutch.runtime.namespaces import JOIN_ORDER, join_all, same_as_host
+from hutch.runtime.namespaces import JOIN_ORDER, join_user_last, same_as_host
 from hutch.linux.constants import NAMESPACES
 
 
@@ -185,7 +186,7 @@ def _exec_intermediate(ch: Channel, fds: list[tuple[str, int]], process: dict,
         # Non-dumpable before the fork: the child is visible inside the container
         # and must never expose its memory or /proc/PID/exe, not even briefly.
         prctl(C.PR_SET_DUMPABLE, 0)
-        join_all(fds)
+        join_user_last(fds)
         pid = os.fork()
     except BaseException as e:  # noqa: BLE001
         ch.send_error(e)

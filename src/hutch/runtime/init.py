@@ -15,7 +15,7 @@ from hutch.linux import constants as C
 from hutch.linux.syscalls import prctl, setdomainname, unshare
 from hutch.runtime import process as proc
 from hutch.runtime.channel import Channel
-from hutch.runtime.console import setup_container_console
+from hutch.runtime.console import CONSOLE_CTTY, setup_container_console
 from hutch.runtime.hooks import run_hooks
 from hutch.runtime.namespaces import NamespacePlan, join_all
 from hutch.runtime.rootfs import RootfsBuilder
@@ -45,6 +45,8 @@ class InitContext:
         # namespace the binding's files may be out of reach (a venv under /root),
         # and after pivot_root nothing can be imported at all.
         self.seccomp_filter = None
+        # mount index -> detached idmapped clone, made on the host side (runtime.idmapped)
+        self.idmapped: dict[int, int] = {}
 
 
 def run_intermediate(ctx: InitContext) -> None:
@@ -104,7 +106,7 @@ def run_init(ctx: InitContext) -> None:
         seccomp_filter = ctx.seccomp_filter  # built by the parent; loaded just before exec
         proc.set_oom_score_adj(process)
         builder = RootfsBuilder(spec, ctx.rootfs, ctx.in_userns, ctx.cgroup_paths,
-                                ctx.plan.has("cgroup"))
+                                ctx.plan.has("cgroup"), ctx.idmapped)
         builder.prepare()
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"])
@@ -117,7 +119,9 @@ def run_init(ctx: InitContext) -> None:
             import subprocess  # noqa: F401 - nothing can be imported after pivot_root
         builder.pivot(ctx.no_pivot)
         if ctx.console is not None:
-            setup_container_console(ctx.console, process.get("consoleSize"), True)
+            setup_container_console(ctx.console, process.get("consoleSize"), True,
+                                    ctty=(spec.get("annotations") or {}).get(CONSOLE_CTTY)
+                                    != "false")
         builder.finalize(bool((spec.get("root") or {}).get("readonly")))
         proc.set_rlimits(process)
         proc.set_no_new_privileges(process)

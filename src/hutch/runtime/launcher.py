@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
 import time
 
 from hutch import OCI_VERSION
-from hutch.cgroups import new_manager
+from hutch.cgroups import NullCgroupManager, new_manager
 from hutch.common.atomicfile import write_atomic
 from hutch.errors import InvalidArgument
 from hutch.linux import procfs
@@ -69,8 +70,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> dict:
     cgroup = None
     init_pid = 0
     try:
-        cgroup = new_manager((spec.get("linux") or {}).get("cgroupsPath"), container_id)
-        cgroup.create()
+        cgroup = _new_cgroup(spec.get("linux") or {}, container_id)
         apply_resources(cgroup, spec.get("linux") or {})
         record = {
             "id": container_id, "pid": 0, "creating": True, "creator": os.getpid(),
@@ -104,6 +104,30 @@ def create(root: str, container_id: str, opts: CreateOptions) -> dict:
             console.close()
 
 
+def _new_cgroup(linux: dict, container_id: str):  # type: ignore[no-untyped-def]
+    """The container's cgroup, made. A user without root and without a delegated cgroup
+    runs the container without one when it asked for none (linux.cgroupsPath unset),
+    as runc and crun do; with a cgroupsPath it gets an error saying so."""
+    path = linux.get("cgroupsPath")
+    cgroup = new_manager(path, container_id)
+    try:
+        cgroup.create()
+    except OSError as e:
+        if os.geteuid() == 0 or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        try:
+            cgroup.remove()
+        except OSError:
+            pass
+        if not path:
+            return NullCgroupManager()
+        raise InvalidArgument(
+            f"linux.cgroupsPath {path}: cannot make the cgroup as uid {os.geteuid()} "
+            f"({os.strerror(e.errno or 0)}): a user without root needs a cgroup delegated to "
+            "it; leave cgroupsPath out to run without a cgroup (no resource limits)") from None
+    return cgroup
+
+
 def apply_resources(cgroup: object, linux: dict) -> None:
     """linux.resources plus the device rules every container gets (as runc builds them).
 
@@ -116,6 +140,12 @@ def apply_resources(cgroup: object, linux: dict) -> None:
     from hutch.cgroups import convert
 
     resources = dict(linux.get("resources") or {})
+    if getattr(cgroup, "version", None) == 0:
+        # No cgroup (rootless): the device rules cannot be applied, nor are they needed,
+        # a user namespace cannot make device nodes; real limits are refused there.
+        resources.pop("devices", None)
+        cgroup.apply(resources)  # type: ignore[attr-defined]
+        return
     resources["devices"] = convert.container_device_rules(linux)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", convert.IgnoredLimit)
@@ -143,6 +173,8 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
         ctx.seccomp_filter = seccomp.for_spec(spec)
     init_pid = 0
     try:
+        from hutch.runtime.idmapped import prepare as prepare_idmapped
+        ctx.idmapped = prepare_idmapped(spec, bundle)
         pid = os.fork()
         if pid == 0:
             parent.close()
@@ -181,6 +213,8 @@ def _launch(spec: dict, bundle: str, sd: StateDir, plan: NamespacePlan, cgroup: 
     finally:
         parent.close()
         os.close(statedir_fd)
+        for fd in ctx.idmapped.values():
+            os.close(fd)
         for _, fd in join_fds:
             try:
                 os.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from hutch.errors import InvalidArgument
@@ -67,6 +68,40 @@ def join_all(fds: list[tuple[str, int]], skip_user: bool = False) -> None:
             raise OSError(e.errno, f"join {kind} namespace: {e.strerror}") from None
         finally:
             os.close(fd)
+
+
+def join_user_last(fds: list[tuple[str, int]]) -> None:
+    """Join namespaces including a user namespace, keeping the privileges each needs.
+
+    Joining the user namespace drops every capability outside it, so a namespace it
+    does not own (a network namespace the engine made, owned by the host's) can no
+    longer be joined after it. So, as nsenter does: join the others first, keep those
+    that refuse (EPERM: not privileged there, e.g. rootless) for after the user
+    namespace, which then owns them. ``fds`` are in JOIN_ORDER; all are closed.
+    """
+    user = [(k, fd) for k, fd in fds if k == "user"]
+    others = [(k, fd) for k, fd in fds if k != "user"]
+    if not user:
+        join_all(others)
+        return
+    later: list[tuple[str, int]] = []
+    try:
+        while others:
+            kind, fd = others[0]
+            try:
+                setns(fd, NAMESPACES[kind][0], what=f"{kind} namespace")
+            except OSError as e:
+                if e.errno != errno.EPERM:
+                    raise OSError(e.errno, f"join {kind} namespace: {e.strerror}") from None
+                later.append((kind, fd))
+            else:
+                os.close(fd)
+            others.pop(0)
+    except BaseException:
+        for _, fd in others + later + user:
+            os.close(fd)
+        raise
+    join_all(user + later)
 
 
 def same_as_host(pid: int, kind: str) -> bool:

@@ -14,6 +14,7 @@ import stat
 
 from hutch.errors import InvalidArgument
 from hutch.linux import constants as C
+from hutch.linux.idmap import attach_at_fd
 from hutch.linux.mountopts import parse_mount_options
 from hutch.linux.safepath import (EscapeError, create_file_in_root, mkdir_all_in_root,
                                   open_in_root)
@@ -60,8 +61,10 @@ class RootfsBuilder:
     """Builds one container's root file system from the spec, in its mount namespace."""
 
     def __init__(self, spec: dict, rootfs: str, in_userns: bool, cgroup_paths: dict[str, str],
-                 cgroup_ns: bool) -> None:
+                 cgroup_ns: bool, idmapped: dict[int, int] | None = None) -> None:
         self.spec = spec
+        # mount index -> a detached idmapped clone of its source (hutch.runtime.idmapped)
+        self.idmapped = idmapped or {}
         self.rootfs = rootfs
         self.in_userns = in_userns
         self.cgroup_paths = cgroup_paths
@@ -87,9 +90,9 @@ class RootfsBuilder:
         self._root_fd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._pinned: list[int] = []
         try:
-            for m in self.spec.get("mounts") or []:
+            for i, m in enumerate(self.spec.get("mounts") or []):
                 try:
-                    self._mount_one(m)
+                    self._mount_one(m, self.idmapped.get(i))
                 except EscapeError as e:
                     raise InvalidArgument(f"{_describe(m)}: {e.strerror}") from None
                 except OSError as e:
@@ -132,12 +135,17 @@ class RootfsBuilder:
         self._pinned.append(fd)
         return f"/proc/self/fd/{fd}"
 
-    def _mount_one(self, m: dict) -> None:
+    def _mount_one(self, m: dict, idmapped_fd: int | None = None) -> None:
         mtype = m.get("type") or ""
         source = m.get("source") or ""
         opts = parse_mount_options(m.get("options") or [])
         is_bind = opts.bind or mtype == "bind"
-        if is_bind:
+        if idmapped_fd is not None:
+            st = os.fstat(idmapped_fd)
+            self._target(m, not stat.S_ISDIR(st.st_mode))
+            attach_at_fd(idmapped_fd, self._pinned[-1])
+            self._bind_flags(opts, m["destination"])
+        elif is_bind:
             if not os.path.isabs(source):
                 source = os.path.join(self.spec.get("_bundle", ""), source)
             st = os.stat(source)
@@ -173,6 +181,10 @@ class RootfsBuilder:
     def _bind(self, source: str, target: str, opts: object, dest: str) -> None:
         flags = C.MS_BIND | (C.MS_REC if opts.recursive else 0)  # type: ignore[attr-defined]
         mount(source, target, None, flags)
+        self._bind_flags(opts, dest)
+
+    def _bind_flags(self, opts: object, dest: str) -> None:
+        """Apply a bind mount's flags (ro, nosuid...) by remounting it."""
         wanted = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)  # type: ignore[attr-defined]
         if wanted:
             target = self._reopen(dest)

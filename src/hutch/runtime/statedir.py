@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from hutch.common.atomicfile import write_json_atomic
 from hutch.errors import AlreadyExists, InvalidArgument, NotFound
@@ -17,6 +18,40 @@ DEFAULT_ROOT = "/run/hutch-runtime"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def default_root(environ: dict[str, str] | None = None) -> str:
+    """Where state goes without --root: HUTCH_RUNTIME_ROOT; for root /run/hutch-runtime;
+    for another user, as runc, $XDG_RUNTIME_DIR/hutch-runtime, else
+    /run/user/UID/hutch-runtime when that directory is the user's, else
+    /tmp/hutch-runtime-UID (checked to be the user's own when it is used)."""
+    env = os.environ if environ is None else environ
+    if env.get("HUTCH_RUNTIME_ROOT"):
+        return env["HUTCH_RUNTIME_ROOT"]
+    uid = os.geteuid()
+    if uid == 0:
+        return DEFAULT_ROOT
+    if env.get("XDG_RUNTIME_DIR"):
+        return os.path.join(env["XDG_RUNTIME_DIR"], "hutch-runtime")
+    run_user = f"/run/user/{uid}"
+    try:
+        if os.stat(run_user).st_uid == uid:
+            return os.path.join(run_user, "hutch-runtime")
+    except OSError:
+        pass
+    return f"/tmp/hutch-runtime-{uid}"
+
+
+def _ensure_root(root: str) -> None:
+    """Make the state root; a non-root user's must be its own and closed to others
+    (it may be in /tmp, where anyone could have made it first)."""
+    uid = os.geteuid()
+    os.makedirs(root, mode=0o711 if uid == 0 else 0o700, exist_ok=True)
+    if uid != 0:
+        st = os.lstat(root)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o022:
+            raise InvalidArgument(f"state directory {root} is not a directory of yours that "
+                                  "only you can write to; remove it or give --root")
 
 
 def validate_id(container_id: str) -> None:
@@ -43,7 +78,7 @@ class StateDir:
 
     def create(self) -> None:
         """Claim the id; refuse one that exists."""
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        _ensure_root(self.root)
         try:
             os.mkdir(self.path, 0o711)
         except FileExistsError:

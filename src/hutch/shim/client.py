@@ -128,18 +128,24 @@ class ShimClient:
     def stop(self, timeout: float = 10.0) -> None:
         self.request("stop", timeout=timeout)
 
-    def resize(self, rows: int, cols: int) -> None:
-        self.request("resize", rows=rows, cols=cols)
+    def resize(self, rows: int, cols: int, tty: int = 0) -> None:
+        self.request("resize", rows=rows, cols=cols, **({"tty": tty} if tty else {}))
 
-    def attach(self) -> socket.socket:
+    def attach(self, tty: int = 0) -> socket.socket:
         """A socket that gets the container's output from now on; what is sent goes
-        to its stdin (when the container was started with one)."""
+        to its stdin (when the container was started with one). ``tty``: one of an
+        OS container's /dev/ttyN instead of its console."""
         s = self._connect()
-        s.sendall(b'{"op": "attach"}\n')
+        s.sendall((json.dumps({"op": "attach", **({"tty": tty} if tty else {})}) + "\n")
+                  .encode())
         line = b""
         while not line.endswith(b"\n"):
             chunk = s.recv(1)
             if not chunk:
                 raise NotFound("the shim closed the attach connection")
             line += chunk
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            s.close()
+            raise Unsupported(reply.get("error", "the shim refused to attach"))
         return s

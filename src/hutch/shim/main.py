@@ -50,16 +50,32 @@ class Shim:
         self.policy = restart.get("policy", "no")
         self.max_retries = int(restart.get("max_retries", 0))
         self.stop_signal = int(config.get("stop_signal", signal.SIGTERM))
+        # An OS container's init powering off (reboot(2) in its pid namespace: the kernel
+        # ends it with SIGINT) is a clean exit, 0, as LXC takes it.
+        self.halt_is_exit_0 = bool(config.get("halt_is_exit_0"))
         self.status: dict = {"state": "created", "restart_count": 0, "pid": 0}
         self.pid = 0
         self.outputs: dict[int, str] = {}  # fd -> stream name
         self.stdin_w = -1
         self.master = -1
+        # Our own open of the pty's slave: with it, the master never reads EIO while
+        # no process of the container has its console open (sysvinit opens
+        # /dev/console per message), so the console lives as long as the container.
+        self.console_peer = -1
         self.clients: list[socket.socket] = []  # attached: get output
         self.control: socket.socket | None = None
         self.user_stopped = False
         self.pending_start = False
         self.stop_deadline: float | None = None
+        self.ttys = None
+        if config.get("ttys"):
+            from hutch.shim.ttys import Ttys
+            self.ttys = Ttys(int(config["ttys"]), self.bundle, int(config.get("tty_owner") or 0))
+        self.health = None
+        if config.get("health"):
+            from hutch.shim.health import HealthCheck
+            self.health = HealthCheck(config["health"], self.runtime_root, self.id)
+            self.status["health"] = self.health.state  # saved with the status
 
     # -- status -----------------------------------------------------------------------
 
@@ -97,6 +113,7 @@ class Shim:
                 console_child.close()  # type: ignore[union-attr]
                 self.master = receive_master(console_parent)
                 console_parent.close()
+                self.console_peer = _open_peer(self.master)
                 self.outputs = {self.master: "stdout"}
             if self.config.get("start_on_attach") and not self.clients:
                 self.pending_start = True  # `hutch run -t`: start once the user is attached
@@ -109,21 +126,30 @@ class Shim:
             for fd in fds_for_init:
                 os.close(fd)
         self.pid = record["pid"]
+        if self.health is not None:
+            self.health.container_started()
         self.save(state="running", pid=self.pid, started_at=rfc3339(time.time_ns()),
                   exit_code=None, finished_at=None)
 
     def container_exited(self, status: int) -> None:
         code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        if self.halt_is_exit_0 and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
+            code = 0
         self.drain()
         self.log.flush()
         for fd in list(self.outputs):
             os.close(fd)
         self.outputs = {}
         self.master = -1
+        if self.console_peer >= 0:
+            os.close(self.console_peer)
+            self.console_peer = -1
         if self.stdin_w >= 0:
             os.close(self.stdin_w)
             self.stdin_w = -1
         self.pid = 0
+        if self.health is not None:
+            self.health.container_stopped()
         from hutch.runtime.container import Container
         try:
             Container(self.runtime_root, self.id).delete(force=True)
@@ -198,6 +224,21 @@ class Shim:
             if self.pid:
                 self._signal(self.stop_signal, False)
                 self.stop_deadline = time.monotonic() + float(req.get("timeout", 10))
+        elif op in ("attach", "resize") and req.get("tty"):
+            try:
+                master = self.ttys.master_of(int(req["tty"]))  # type: ignore[union-attr]
+            except (AttributeError, KeyError, ValueError):
+                count = self.ttys.count if self.ttys is not None else 0
+                reply = {"ok": False, "error": f"no tty {req['tty']}: the container has "
+                         f"{count} (1..{count})" if count else "the container has no ttys"}
+            else:
+                if op == "attach":
+                    conn.settimeout(None)
+                    conn.sendall(b'{"ok": true}\n')
+                    self.ttys.attach(int(req["tty"]), conn)  # type: ignore[union-attr]
+                    return
+                from hutch.runtime.console import set_winsize
+                set_winsize(master, int(req.get("rows", 24)), int(req.get("cols", 80)))
         elif op == "resize" and self.master >= 0:
             from hutch.runtime.console import set_winsize
             set_winsize(self.master, int(req.get("rows", 24)), int(req.get("cols", 80)))
@@ -257,6 +298,8 @@ class Shim:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: None)  # the engine stops containers, not us
         try:
+            if self.ttys is not None:
+                self.ttys.open()
             self.start_container()
         except Exception as e:  # noqa: BLE001 - the engine reports it
             _report(ready_fd, {"ok": False, "error": str(e)})
@@ -271,7 +314,12 @@ class Shim:
                 timeout = max(0.0, restart_at - now)
             if self.stop_deadline is not None:
                 timeout = min(timeout, max(0.0, self.stop_deadline - now))
-            fds = [self.control, wake_r, *self.outputs, *self.clients]
+            health_fds = self.health.fds() if self.health is not None else []
+            if self.health is not None and not self.pending_start:
+                wait = self.health.wait_time(now)
+                timeout = timeout if wait is None else min(timeout, wait)
+            tty_fds = self.ttys.fds() if self.ttys is not None else []
+            fds = [self.control, wake_r, *self.outputs, *self.clients, *health_fds, *tty_fds]
             ready, _, _ = select.select(fds, [], [], timeout)
             for r in ready:
                 if r is self.control:
@@ -286,6 +334,10 @@ class Shim:
                         os.read(wake_r, 512)
                     except BlockingIOError:
                         pass
+                elif self.ttys is not None and self.ttys.owns(r):
+                    self.ttys.ready(r)
+                elif r in health_fds:
+                    self.health.read()  # type: ignore[union-attr]
                 elif isinstance(r, int):
                     if not self.pump(r):
                         self.outputs.pop(r, None)
@@ -293,6 +345,8 @@ class Shim:
                 else:
                     self.client_input(r)
             self.reap()
+            if self.health is not None and self.pid and not self.pending_start:
+                self.health.tick(time.monotonic())
             if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
                 self._signal(signal.SIGKILL, True)
                 self.stop_deadline = None
@@ -315,6 +369,8 @@ class Shim:
                     break
         for c in list(self.clients):
             self.drop(c)
+        if self.ttys is not None:
+            self.ttys.close()
         self.log.close()
         self.control.close()
         os.unlink(path)
@@ -330,6 +386,19 @@ class Shim:
                 return
             if pid == self.pid:
                 self.container_exited(status)
+            elif self.health is not None and self.health.reaped(pid, status):
+                self.save()
+
+
+def _open_peer(master: int) -> int:
+    """The slave side of the pty ``master`` (TIOCGPTPEER), not as our controlling tty."""
+    import fcntl
+    import termios
+    request = getattr(termios, "TIOCGPTPEER", 0x5441)
+    try:
+        return fcntl.ioctl(master, request, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return -1  # an old kernel: the console ends when the container's last user closes it
 
 
 def _report(fd: int, message: dict) -> None:

@@ -281,6 +281,24 @@ class RegistryClient:
             raise
         return result
 
+    def read_blob(self, repository: str, desc: Descriptor, limit: int) -> bytes:
+        """A small blob (at most ``limit`` bytes) into memory, checked against ``desc``."""
+        what = f"blob {desc.digest} of {repository}"
+        if desc.size > limit:
+            raise InvalidArgument(f"{what}: {desc.size} bytes, more than the {limit} "
+                                  "allowed here")
+        resp = self._send("GET", self.url(f"/v2/{repository}/blobs/{desc.digest}"),
+                          self.scope(repository), stream=True)
+        with contextlib.closing(resp):
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            data = _read_limited(resp, limit, what)
+        got = Digest.from_bytes(data, desc.digest.algorithm)
+        if got != desc.digest or len(data) != desc.size:
+            raise DigestMismatch(f"{what}: the registry sent {len(data)} bytes with digest "
+                                 f"{got}, expected {desc.size} bytes with {desc.digest}")
+        return data
+
     def _download(self, repository: str, desc: Descriptor, writer: Writer, result: BlobFetch,
                   on_bytes: Callable[[int], None] | None) -> None:
         what = f"blob {desc.digest} of {repository}"

@@ -9,7 +9,13 @@
    interrupted keeps its bytes in a named ingest: the next attempt (within
    this pull, or a later one) asks only for the rest with a Range request, or
    starts that blob over when the registry cannot do ranges.
-3. The name (``registry/repository:tag``, or ``@digest``) is written last.
+3. With a signature store: the image's signatures, from the artifact tagged
+   ``sha256-<hex>.sig`` beside it (registry/signatures.py; none when the tag is
+   missing), each checked, the valid ones kept in the store.
+4. ``verify(reference, digest)``, when given (the trust policy: it raises to
+   refuse the image), then the name (``registry/repository:tag``, or
+   ``@digest``) is written last. A refused pull writes no name; its blobs stay
+   for gc.
 
 The store's lock is held shared and every blob is in a lease until the name
 points at it, so a concurrent gc never takes half a pull.
@@ -19,12 +25,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hutch.common.digest import Digest
-from hutch.errors import Conflict, InvalidArgument, NotFound
+from hutch.errors import Conflict, HutchError, InvalidArgument, NotFound
 from hutch.images.content import ContentStore
 from hutch.images.gc import store_lock
 from hutch.images.metadata import MetadataStore
@@ -45,6 +52,12 @@ from hutch.oci.image_spec import (
     parse_manifest,
 )
 
+if TYPE_CHECKING:
+    from hutch.images.registry.signatures import FetchedSignatures
+    from hutch.images.signing import SignatureStore
+
+Verify = Callable[[Reference, Digest], None]
+
 DEFAULT_WORKERS = 3
 DEFAULT_RETRIES = 2  # more attempts for a blob whose download breaks off (each resumes)
 MAX_NESTING = 4
@@ -62,6 +75,7 @@ class PullResult:
     target: Descriptor  # what the name points at (an index or a manifest)
     image: ResolvedImage  # the manifest for the platform, with its config
     blobs: list[BlobFetch] = field(default_factory=list)
+    signatures: FetchedSignatures | None = None  # when a signature store was given
 
     @property
     def downloaded(self) -> int:
@@ -77,12 +91,17 @@ def pull(reference: str | Reference, content: ContentStore, meta: MetadataStore,
          platform: Platform | str | None = None, insecure_registries: Iterable[str] = (),
          auth: AuthConfig | None = None, progress: Progress | None = None,
          workers: int = DEFAULT_WORKERS, retries: int = DEFAULT_RETRIES,
-         client: RegistryClient | None = None) -> PullResult:
+         client: RegistryClient | None = None, signatures: SignatureStore | None = None,
+         verify: Verify | None = None) -> PullResult:
     """Pull ``reference`` (``busybox``, ``host:5000/app:1``, ``...@sha256:...``).
 
     ``platform``: ``os/arch[/variant]`` to pick from an index (linux/amd64
     by default); given explicitly, a single-platform image for another
-    platform is refused. Returns the named image, resolved for the platform.
+    platform is refused. ``signatures``: where to keep the image's signatures
+    found in the registry. ``verify(reference, digest)``: called with the digest
+    the name will point at, before it is written; what it raises refuses the
+    image (with notes on the signatures found). Returns the named image,
+    resolved for the platform.
     """
     ref = parse_reference(reference) if isinstance(reference, str) else reference
     explicit = platform is not None
@@ -93,13 +112,16 @@ def pull(reference: str | Reference, content: ContentStore, meta: MetadataStore,
     progress = progress or NullProgress()
     if client is None:
         with client_for(ref, insecure_registries=insecure_registries, auth=auth) as own:
-            return _pull(ref, content, meta, own, wanted, explicit, progress, workers, retries)
-    return _pull(ref, content, meta, client, wanted, explicit, progress, workers, retries)
+            return _pull(ref, content, meta, own, wanted, explicit, progress, workers, retries,
+                         signatures, verify)
+    return _pull(ref, content, meta, client, wanted, explicit, progress, workers, retries,
+                 signatures, verify)
 
 
 def _pull(ref: Reference, content: ContentStore, meta: MetadataStore, client: RegistryClient,
           wanted: Platform, explicit: bool, progress: Progress, workers: int,
-          retries: int) -> PullResult:
+          retries: int, signatures: SignatureStore | None,
+          verify: Verify | None) -> PullResult:
     repo = ref.repository
     with store_lock(content, exclusive=False), meta.lease() as lease:
         top = client.get_manifest(repo, ref.digest or ref.object)
@@ -154,9 +176,32 @@ def _pull(ref: Reference, content: ContentStore, meta: MetadataStore, client: Re
                                 platform=config.platform)
         image = resolve(content, target, wanted if is_index(target.media_type)
                         else config.platform)
+        sigs = _signatures(client, repo, target.digest, signatures) \
+            if signatures is not None else None
+        if verify is not None:
+            try:
+                verify(ref, target.digest)
+            except HutchError as e:
+                for note in sigs.notes(f"{ref.name}") if sigs is not None else []:
+                    e.add_note(note)
+                raise
         name = str(ref)
         meta.put(name, target)
-    return PullResult(name, ref, target, image, blobs)
+    return PullResult(name, ref, target, image, blobs, sigs)
+
+
+def _signatures(client: RegistryClient, repo: str, digest: Digest,
+                store: SignatureStore) -> FetchedSignatures:
+    """The image's signatures from the registry, the valid ones kept in ``store``; a
+    failure to fetch them is recorded, not raised (the policy decides if it matters)."""
+    from hutch.images.registry import signatures as remote
+    try:
+        found = remote.fetch(client, repo, digest)
+    except HutchError as e:
+        return remote.FetchedSignatures(digest, error=str(e))
+    if found.valid:
+        store.add(found.valid)
+    return found
 
 
 def _keep(content: ContentStore, meta: MetadataStore, lease: str, m: FetchedManifest) -> None:

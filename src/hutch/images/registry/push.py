@@ -4,14 +4,16 @@ Blobs first (each config and layer that the registry does not have: a HEAD
 tells; small ones in one PUT, large ones in chunks), then the manifests by
 digest, then what the name points at (a manifest, or an index after its
 manifests) by tag. The registry checks that everything a manifest names is
-there, so this order is the one that works.
+there, so this order is the one that works. Last, the image's signatures (when
+given) as an artifact tagged ``sha256-<hex>.sig`` beside it (registry/signatures.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hutch.common.digest import CHUNK, Digest
 from hutch.errors import InvalidArgument, NotFound
@@ -30,6 +32,9 @@ from hutch.oci.image_spec import (
     is_manifest,
 )
 
+if TYPE_CHECKING:
+    from hutch.images.signing import Signature
+
 DEFAULT_CHUNK = 8 << 20  # bytes per PATCH of a chunked upload
 MONOLITHIC_MAX = 16 << 20  # blobs up to this size go in one PUT
 DEFAULT_WORKERS = 3
@@ -42,6 +47,7 @@ class PushResult:
     uploaded: list[Digest] = field(default_factory=list)
     existing: list[Digest] = field(default_factory=list)  # the registry had them already
     manifests: list[Digest] = field(default_factory=list)
+    signatures: int = 0  # how many signatures the registry holds for it now (0: none sent)
 
 
 def find_image(meta: MetadataStore, source: str) -> Image:
@@ -68,11 +74,13 @@ def push(source: str, content: ContentStore, meta: MetadataStore,
          insecure_registries: Iterable[str] = (), auth: AuthConfig | None = None,
          progress: Progress | None = None, chunk_size: int = DEFAULT_CHUNK,
          monolithic_max: int = MONOLITHIC_MAX, workers: int = DEFAULT_WORKERS,
-         client: RegistryClient | None = None) -> PushResult:
+         client: RegistryClient | None = None,
+         signatures: Sequence[Signature] = ()) -> PushResult:
     """Push the stored image ``source`` to ``destination`` (default: its own name).
 
     A destination without tag takes the source's tag (or ``latest``); one with
-    a digest must be the digest of the source's manifest or index.
+    a digest must be the digest of the source's manifest or index. ``signatures``
+    (of that digest) go beside it, merged with those the registry has.
     """
     if chunk_size < 1 or monolithic_max < 0:
         raise InvalidArgument("chunk size must be positive and the monolithic limit not "
@@ -96,9 +104,9 @@ def push(source: str, content: ContentStore, meta: MetadataStore,
     if client is None:
         with client_for(dest, insecure_registries=insecure_registries, auth=auth) as own:
             return _push(own, dest, content, image, plan, progress, chunk_size,
-                         monolithic_max, workers)
+                         monolithic_max, workers, signatures)
     return _push(client, dest, content, image, plan, progress, chunk_size, monolithic_max,
-                 workers)
+                 workers, signatures)
 
 
 @dataclass
@@ -153,7 +161,7 @@ def _plan(content: ContentStore, image: Image) -> _Plan:
 
 def _push(client: RegistryClient, dest: Reference, content: ContentStore, image: Image,
           plan: _Plan, progress: Progress, chunk_size: int, monolithic_max: int,
-          workers: int) -> PushResult:
+          workers: int, signatures: Sequence[Signature] = ()) -> PushResult:
     repo = dest.repository
     result = PushResult(dest, image.target.digest)
 
@@ -183,6 +191,9 @@ def _push(client: RegistryClient, dest: Reference, content: ContentStore, image:
     data = content.read(image.target.digest, MAX_MANIFEST_SIZE)
     client.put_manifest(repo, dest.tag or image.target.digest, data, image.target.media_type)
     result.manifests.append(image.target.digest)
+    if signatures:
+        from hutch.images.registry import signatures as remote
+        result.signatures = remote.push(client, repo, image.target, signatures)
     return result
 
 

@@ -14,7 +14,9 @@ image store's name handling (hutch.images.reference) can defer to it cheaply.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hutch.common.digest import Digest
@@ -25,6 +27,7 @@ DEFAULT_TAG = "latest"
 LEGACY_REGISTRIES = ("index.docker.io", "registry-1.docker.io")
 DOCKER_HUB_API = "registry-1.docker.io"  # where docker.io's API answers
 MAX_NAME = 255  # the repository name with its domain, as distribution/reference limits it
+INSECURE_ENV = "HUTCH_INSECURE_REGISTRIES"  # more plain-http registries, comma separated
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -168,6 +171,21 @@ def is_insecure_default(registry: str) -> bool:
     host = registry.rsplit(":", 1)[0] if not registry.startswith("[") \
         else registry[:registry.index("]") + 1]
     return host in ("localhost", "[::1]") or host.startswith("127.")
+
+
+def insecure_registries(extra: Iterable[str] = ()) -> list[str]:
+    """Registries spoken to over plain http besides this machine's: ``extra``
+    (``--insecure-registry``) and those in $HUTCH_INSECURE_REGISTRIES."""
+    listed = os.environ.get(INSECURE_ENV, "").replace(",", " ").split()
+    return [*extra, *listed]
+
+
+def names_registry(text: str) -> bool:
+    """Does ``text`` name its registry (``host[:port]/...``), rather than imply docker.io?"""
+    name = text.partition("@")[0]
+    first, slash, _ = name.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost"
+                            or first.lower() != first)
 
 
 def normalize(text: str) -> str:
