@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/engine_run.py [--runs 20]
 
 Goal (issue 6): a third of podman's time or less. hutch uses its own --root in a
-temporary directory; podman its own vfs storage, no network (hutch with --network=none
-as well, and once more on its default bridge network, in a namespace of ours), limits within this
-host's. Everything runs in a cgroup namespace rooted at our own cgroups (podman's
-/libpod_parent stays below them). Run by hand.
+temporary directory; podman its own vfs storage, no network (hutch with
+--network=none as well, and once more on its default bridge network, in a namespace
+of ours), limits within this host's. Compile hutch's bytecode first (install.sh does;
+PYTHONDONTWRITEBYTECODE hosts do not write it themselves). Everything runs in a cgroup
+namespace rooted at our own cgroups (podman's /libpod_parent stays below them). Run by
+hand.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ def main() -> int:
         # namespace of ours: nothing touches this machine's network.
         sim = SimulatedHost("bench")
         os.environ["HUTCH_HOST_NETNS"] = sim.path
-        subprocess.run([*hutch, "busybox", "true"], check=True)  # the image, the bridge
+        try:
+            subprocess.run([*hutch, "busybox", "true"], check=True)  # the image, the bridge
+        except BaseException:
+            sim.close()
+            raise
         fns = {
             "hutch run --rm": lambda: run_checked([*hutch, "--network=none", "busybox",
                                                    "true"]),
