@@ -18,14 +18,14 @@ commands:
   run, create, start, ps, logs, stop, restart, kill, rm, inspect, wait, exec
               application containers, Docker style (`hutch run busybox echo hello`);
               global --root DIR (or HUTCH_ROOT) picks the instance's state directory;
-              also top, stats, and --health-cmd ... on run/create
+              also top, stats, port; networks, volumes, --health-cmd ... on run/create
   create -t T -n NAME, ls, console [--tty N], attach, info, freeze, unfreeze, destroy,
   copy, snapshot, restore, autostart, set
               OS containers, LXC style
   volume      named volumes: create, ls, inspect, rm, prune
   image       images: ls, inspect, rm, tag, import, export, validate, sign, verify,
               keygen, prune, pull, push (`hutch images`, `hutch rmi` as Docker's)
-  template    templates: `hutch template ls`
+  template    templates: `hutch template ls`, `hutch template build NAME`
   network     bridge networks: create, ls, inspect, rm, connect, disconnect, prune
   cgroup      work with cgroups directly (tree, create, set, get, exec, classify,
               delete, load, stats); see `hutch cgroup --help`
