@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
 from test_engine_cli import hutch  # noqa: F401 - the fixture
 
@@ -57,3 +58,26 @@ def test_userns_host_opts_out(hutch):  # noqa: F811
     hutch("run", "-d", "--userns", "host", "--name", "priv", "busybox", "sleep", "60")
     info = json.loads(hutch("inspect", "priv").stdout)[0]
     assert info["UsernsMode"] == "host" and _host_uid(info["State"]["Pid"]) == 0
+
+
+def test_without_idmapped_mounts_the_owners_are_shifted_once(hutch):  # noqa: F811
+    """Where the kernel cannot idmap (forced here with HUTCH_IDMAP=off), the container's
+    own layer gets the owners shifted into its range; the image's layer is untouched."""
+    hutch.env = {**(hutch.env or os.environ), "HUTCH_IDMAP": "off"}
+    hutch("run", "-d", "--name", "shifted", "--network", "none", "busybox", "sh", "-c",
+          "stat -c '%u %g' /bin/busybox; id -u; touch /made && stat -c '%u' /made; "
+          "sleep 300")
+    data = json.loads(hutch("inspect", "shifted").stdout)[0]
+    base = data["IdMapBase"]
+    deadline = time.monotonic() + 10
+    while len(hutch("logs", "shifted").stdout.split()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hutch("logs", "shifted").stdout.split() == ["0", "0", "0", "0"]
+    rootfs = os.path.join(hutch.root, "containers", data["Id"], "rootfs")
+    assert os.stat(os.path.join(rootfs, "bin", "busybox")).st_uid == base
+    assert os.stat(os.path.join(rootfs, "made")).st_uid == base
+    # the image's own layer (the lowest snapshot holding busybox) still says 0
+    layers = [os.path.join(dirpath, "busybox") for dirpath, _, files in
+              os.walk(os.path.join(hutch.root, "storage")) if "busybox" in files
+              and dirpath.endswith(os.path.join("fs", "bin"))]
+    assert sorted(os.stat(p).st_uid for p in layers) == [0, base]

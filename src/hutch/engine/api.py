@@ -158,13 +158,26 @@ class Engine:
             from hutch.storage.mount import mount_all
             mount_all(mounts, target)
             return
+        import errno
+
         from hutch.linux.idmap import userns_with
         from hutch.storage.idmapped import mount_idmapped
-        fd = userns_with(id_base)
-        try:
-            mount_idmapped(mounts, target, fd, id_base)
-        finally:
-            os.close(fd)
+        from hutch.storage.mount import mount_all, unmount_all
+        if os.environ.get("HUTCH_IDMAP", "auto") != "off":
+            fd = userns_with(id_base)
+            try:
+                mount_idmapped(mounts, target, fd, id_base)
+                return
+            except OSError as e:  # the kernel or the file system cannot idmap this
+                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+                    raise
+                unmount_all(target)
+            finally:
+                os.close(fd)
+        # Shift the owners once instead (into the container's own layer).
+        from hutch.storage.shift import shift_tree
+        mount_all(mounts, target)
+        shift_tree(target, id_base)
 
     def create_os(self, template: str, name: str, autostart: bool = False,
                   autostart_order: int = 0, autostart_delay: float = 0.0,
