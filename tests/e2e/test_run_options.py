@@ -34,6 +34,12 @@ def test_privileged_is_an_explicit_choice_shown_by_inspect_ls_and_info(hutch):  
     assert "priv" in hutch("ls", "--fancy").stdout.splitlines()[1] and \
         hutch("ls", "--fancy").stdout.splitlines()[1].split()[-1] == "yes"
     assert "Privileged: yes (user namespace: host)" in hutch("info", "priv").stdout
+    # the host's device nodes, as Docker's --privileged gives them
+    host_loops = sorted(n for n in os.listdir("/dev") if n.startswith("loop"))
+    inside = hutch("exec", "priv", "ls", "/dev").stdout.split()
+    assert host_loops and set(host_loops) <= set(inside)
+    default = hutch("run", "--rm", "--network", "none", "busybox", "ls", "/dev").stdout.split()
+    assert not set(host_loops) & set(default)
 
 
 def test_mount_flag_binds_readonly_and_sizes_a_tmpfs(hutch, tmp_path):  # noqa: F811

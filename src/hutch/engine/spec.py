@@ -155,6 +155,7 @@ def build(opts: RunOptions, image_config: dict, cid: str, id_base: int | None = 
         del linux["seccomp"]
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
         linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+        linux["devices"] = host_devices()
         for m in spec["mounts"]:
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
                 m["options"] = [o for o in m["options"] if o != "ro"]
@@ -241,6 +242,36 @@ def _volumes(specs: list[str], own_userns: bool = False) -> list[dict]:
             mount_opts.append("idmap")  # the container's own mappings (hutch.runtime.idmapped)
         out.append({"destination": parts[1], "type": "bind", "source": parts[0],
                     "options": mount_opts})
+    return out
+
+
+# Made by the runtime itself (the default set, the console, the pty multiplexer).
+_RUNTIME_DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                    "/dev/tty", "/dev/console", "/dev/ptmx"}
+
+
+def host_devices(root: str = "/dev") -> list[dict]:
+    """Every character and block device node of the host's /dev (--privileged, as
+    Docker's), but the runtime's own and the terminals of /dev/pts."""
+    import stat
+    out = []
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in
+                       (os.path.join(root, "pts"), os.path.join(root, "shm"),
+                        os.path.join(root, "mqueue"))]
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if path in _RUNTIME_DEVICES or not (stat.S_ISCHR(st.st_mode) or
+                                                stat.S_ISBLK(st.st_mode)):
+                continue
+            out.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                        "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                        "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                        "gid": st.st_gid})
     return out
 
 
