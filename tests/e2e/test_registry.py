@@ -304,6 +304,25 @@ def test_a_broken_download_is_resumed_within_the_pull(
     assert fetch.attempts == 2 and fetch.downloaded == layer.size
 
 
+def test_pull_starts_the_largest_blobs_first_on_kept_alive_connections(
+        registry: LocalRegistry, proxy: RecordingProxy, stores: list[Store]) -> None:
+    src, dst = stores
+    target = add_image(src.content, random_layers([20_000, 300_000, 100_000]))
+    src.meta.put("order:1", target)
+    push("order:1", src.content, src.meta, f"{registry.host}/order/me:1")
+    image = resolve(src.content, target)
+    blobs = [image.manifest.config, *image.layers]
+
+    result = pull(f"{proxy.host}/order/me:1", dst.content, dst.meta, workers=1)
+    gets = [h.path.rsplit("/", 1)[1] for h in proxy.hits if "/blobs/" in h.path]
+    assert gets == [str(d.digest) for d in sorted(blobs, key=lambda d: d.size, reverse=True)]
+    assert len({h.client_port for h in proxy.hits}) == 1  # one connection, kept alive
+    # The result lists the blobs as the manifest does, each verified into the store.
+    assert [b.digest for b in result.blobs] == [d.digest for d in blobs]
+    for d in blobs:
+        assert dst.content.read(d.digest) == src.content.read(d.digest)
+
+
 # --- digests ---------------------------------------------------------------------------------
 
 def test_wrong_digests_are_refused(registry: LocalRegistry, proxy: RecordingProxy,

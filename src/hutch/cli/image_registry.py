@@ -108,14 +108,14 @@ def _parse(verb: str, argv: list[str], max_positional: int) -> _Args:
     return args
 
 
+# hutch.engine.paths.DEFAULT_ROOT, which is the default's home (a test checks they
+# agree): importing it imports the whole engine, a fifth of a pull's start-up.
+DEFAULT_ROOT = "/var/lib/hutch"
+
+
 def instance_root(root: str | None) -> str:
     """The instance directory: ``root``, $HUTCH_ROOT, or the engine's default."""
-    if root:
-        return os.path.abspath(root)
-    if os.environ.get("HUTCH_ROOT"):
-        return os.path.abspath(os.environ["HUTCH_ROOT"])
-    from hutch.engine.paths import Layout  # the default's one home (importing it costs)
-    return Layout(None).root
+    return os.path.abspath(root or os.environ.get("HUTCH_ROOT") or DEFAULT_ROOT)
 
 
 def image_store_paths(root: str | None) -> tuple[str, str]:

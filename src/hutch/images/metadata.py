@@ -8,7 +8,11 @@ name is written.
 
 The database is in WAL mode with a busy timeout, and every change runs in one
 ``BEGIN IMMEDIATE`` transaction, so several hutch processes (the CLI, hutchd)
-may use it at once. Stdlib only.
+may use it at once. A change to the names is durable when it returns
+(synchronous=FULL: the WAL is fsynced at its commit); leases, which only
+matter while their holder runs, are written with synchronous=NORMAL (no fsync
+of their own: a power cut may forget the last of them, never corrupts), so a
+pull pays for one fsync of the database, the name's. Stdlib only.
 """
 
 from __future__ import annotations
@@ -119,7 +123,13 @@ class MetadataStore:
         self.path = os.path.abspath(path)
         self._lock = threading.RLock()
         self._conn = connect(self.path)
-        migrate(self._conn, _SCHEMA, "image metadata")
+        # The schema needs no fsync of its own either: it is all there or not at all,
+        # and the first durable commit's fsync of the WAL carries it.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            migrate(self._conn, _SCHEMA, "image metadata")
+        finally:
+            self._conn.execute("PRAGMA synchronous = FULL")
 
     def close(self) -> None:
         with self._lock:
@@ -132,15 +142,23 @@ class MetadataStore:
         self.close()
 
     @contextmanager
-    def _tx(self, write: bool) -> Iterator[sqlite3.Connection]:
+    def _tx(self, write: bool, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; ``durable=False``: its commit is not fsynced (a later
+        durable commit's fsync of the WAL covers it)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not durable:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous = FULL")
 
     @staticmethod
     def _row(row: tuple[str, str, float, float, str]) -> Image:
@@ -227,7 +245,7 @@ class MetadataStore:
     def create_lease(self, lease_id: str | None = None, ttl: float | None = None) -> str:
         lease_id = lease_id or "lease-" + secrets.token_hex(8)
         now = time.time()
-        with self._tx(write=True) as db:
+        with self._tx(write=True, durable=False) as db:
             if db.execute("SELECT 1 FROM leases WHERE id = ?", (lease_id,)).fetchone():
                 raise AlreadyExists(f"lease {lease_id} exists already")
             db.execute("INSERT INTO leases VALUES (?, ?, ?)",
@@ -235,14 +253,14 @@ class MetadataStore:
         return lease_id
 
     def add_to_lease(self, lease_id: str, *digests: Digest | str) -> None:
-        with self._tx(write=True) as db:
+        with self._tx(write=True, durable=False) as db:
             if not db.execute("SELECT 1 FROM leases WHERE id = ?", (lease_id,)).fetchone():
                 raise NotFound(f"no lease {lease_id}")
             db.executemany("INSERT OR IGNORE INTO lease_resources VALUES (?, ?)",
                            [(lease_id, str(Digest.parse(d))) for d in digests])
 
     def delete_lease(self, lease_id: str) -> None:
-        with self._tx(write=True) as db:
+        with self._tx(write=True, durable=False) as db:
             if db.execute("DELETE FROM leases WHERE id = ?", (lease_id,)).rowcount == 0:
                 raise NotFound(f"no lease {lease_id}")
 

@@ -330,6 +330,7 @@ class Hit:
     path: str
     range: str | None
     status: int = 0
+    client_port: int = 0  # the client's end of the connection (same port: kept alive)
 
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
@@ -378,7 +379,8 @@ class RecordingProxy:
                 pass
 
             def _forward(self) -> None:
-                hit = Hit(self.command, self.path, self.headers.get("Range"))
+                hit = Hit(self.command, self.path, self.headers.get("Range"),
+                          client_port=self.client_address[1])
                 with outer._lock:
                     outer.hits.append(hit)
                 length = int(self.headers.get("Content-Length") or 0)

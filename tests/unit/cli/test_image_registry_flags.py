@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from hutch.cli.image_registry import _parse, image_store_paths, pull_main
@@ -36,3 +41,31 @@ def test_errors_are_reported_not_raised(tmp_path, capsys: pytest.CaptureFixture[
     assert "usage: hutch image pull" in capsys.readouterr().out
     content, names = image_store_paths(str(tmp_path))
     assert (content, names) == (str(tmp_path / "content"), str(tmp_path / "images.db"))
+
+
+def test_the_default_root_is_the_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hutch.cli.image_registry import instance_root
+    from hutch.engine.paths import Layout
+    monkeypatch.delenv("HUTCH_ROOT", raising=False)
+    assert instance_root(None) == Layout(None).root
+    monkeypatch.setenv("HUTCH_ROOT", "/srv/h")
+    assert instance_root(None) == Layout(None).root == "/srv/h"
+    assert instance_root("rel") == os.path.abspath("rel")
+
+
+def test_a_pull_imports_neither_the_engine_nor_rich_nor_argparse(tmp_path: Path) -> None:
+    # Start-up is most of a small pull: what it imports is what it waits for. A
+    # registry that is not there (port 1) ends the pull after its first request.
+    probe = ("import sys\n"
+             "from hutch.cli.image_registry import instance_root\n"
+             "from hutch.cli.main import main\n"
+             "instance_root(None)\n"
+             f"code = main(['image', '--root', {str(tmp_path)!r}, 'pull', '-q', "
+             "'127.0.0.1:1/nobody/here:1'])\n"
+             "print(code, sorted(m for m in ('hutch.engine', 'rich', 'argparse') "
+             "if m in sys.modules))\n")
+    env = {k: v for k, v in os.environ.items() if k != "HUTCH_ROOT"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert "cannot reach 127.0.0.1:1" in out.stderr
+    assert out.stdout.split(None, 1) == ["1", "[]\n"]

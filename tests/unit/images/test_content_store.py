@@ -143,3 +143,72 @@ def test_concurrent_writers_of_one_blob(store: ContentStore) -> None:
     assert blob_names(store) == [Digest.from_bytes(payload).hex]
     assert store.read(Digest.from_bytes(payload)) == payload
     assert os.listdir(os.path.join(store.root, "ingest")) == []
+
+
+def _fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record what each os.fsync call syncs (by the fd's path), then let it run."""
+    paths: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return paths
+
+
+def test_each_commit_fsyncs_its_file_and_the_directory(store: ContentStore,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = _fsynced_paths(monkeypatch)
+    store.ingest_bytes(b"one")
+    store.ingest_bytes(b"two")
+    blobs = os.path.join(store.root, "blobs", "sha256")
+    assert [p for p in synced if p == blobs] == [blobs, blobs]
+    assert len([p for p in synced if p.endswith("/data")]) == 2
+
+
+def test_many_commits_can_share_one_directory_fsync(store: ContentStore,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = _fsynced_paths(monkeypatch)
+    infos = [store.ingest_bytes(data, sync_dir=False) for data in (b"one", b"two", b"three")]
+    with store.writer(ref="r", size=4) as w:
+        w.write(b"four")
+        infos.append(w.commit(sync_dir=False))
+    # Every file was fsynced before it was linked; no directory yet.
+    assert len(synced) == 4 and all(p.endswith("/data") for p in synced)
+    assert all(store.read(i.digest) for i in infos)
+    store.sync()
+    assert synced[4:] == [os.path.join(store.root, "blobs", a) for a in ("sha256", "sha512")]
+
+
+def test_a_big_blob_is_sent_to_disk_while_it_is_written(store: ContentStore) -> None:
+    chunk = os.urandom(1 << 20)
+    data = chunk * 20
+    d = Digest.from_bytes(data)
+    with store.writer(ref="big", expected=d, size=len(data)) as w:
+        for _ in range(10):
+            w.write(chunk)
+        assert w._written_back == 8 << 20  # write-out hints at 4 and 8 MiB
+        w.truncate(4 << 20)  # a resume that starts over before what was written out
+        assert w._written_back == 4 << 20 and w.offset == 4 << 20
+        while w.offset < len(data):
+            w.write(chunk)
+        info = w.commit()
+    assert info.digest == d and info.size == len(data)
+    with store.open(d) as f:
+        assert f.read() == data
+
+
+def test_start_writeback_accepts_files_and_refuses_pipes(tmp_path: Path) -> None:
+    from hutch.linux.writeback import start_writeback
+    with open(tmp_path / "f", "wb") as f:
+        f.write(b"x" * 100_000)
+        f.flush()
+        assert start_writeback(f.fileno(), 0, 100_000) is True
+    r, w = os.pipe()
+    try:
+        assert start_writeback(w, 0, 1) is False  # ESPIPE: nothing to write out
+    finally:
+        os.close(r)
+        os.close(w)

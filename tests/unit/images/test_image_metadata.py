@@ -106,3 +106,23 @@ def test_concurrent_processes(tmp_path: Path) -> None:
     with MetadataStore(path) as m:
         names = [i.name for i in m.list()]
     assert len(names) == 3 * 25 + 1 and "shared:latest" in names
+
+
+def _synchronous(meta: MetadataStore) -> int:
+    return int(meta._conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_leases_skip_the_fsync_that_names_keep(meta: MetadataStore) -> None:
+    FULL, NORMAL = 2, 1
+    assert _synchronous(meta) == FULL
+    with meta._tx(write=True, durable=False):
+        assert _synchronous(meta) == NORMAL  # a lease's commit: no fsync of its own
+    lease = meta.create_lease()
+    meta.add_to_lease(lease, desc(1).digest)
+    with pytest.raises(NotFound):
+        meta.add_to_lease("no-such-lease", desc(2).digest)
+    meta.delete_lease(lease)
+    # Back to FULL after each, failed or not: a name's commit is fsynced when it returns.
+    assert _synchronous(meta) == FULL
+    meta.put("a:1", desc(1))
+    assert _synchronous(meta) == FULL

@@ -3,19 +3,25 @@
 1. The manifest (or index) named by the reference's tag or digest, checked
    against its digest. From an index, the manifest for the platform
    (linux/amd64 unless asked otherwise).
-2. The config and the layers, a few at a time (a small thread pool); each
-   blob streams into a content-store writer that verifies digest and size.
-   Blobs already in the store are not fetched. A blob whose download was
-   interrupted keeps its bytes in a named ingest: the next attempt (within
-   this pull, or a later one) asks only for the rest with a Range request, or
-   starts that blob over when the registry cannot do ranges.
+2. The config and the layers, several at a time (a thread pool, the largest
+   first, each on a kept-alive connection of the client's pool); each blob
+   streams into a content-store writer that hashes what it writes and verifies
+   digest and size before the blob is linked into place. Blobs already in the
+   store are not fetched. A blob whose download was interrupted keeps its
+   bytes in a named ingest: the next attempt (within this pull, or a later
+   one) asks only for the rest with a Range request, or starts that blob over
+   when the registry cannot do ranges.
 3. With a signature store: the image's signatures, from the artifact tagged
    ``sha256-<hex>.sig`` beside it (registry/signatures.py; none when the tag is
-   missing), each checked, the valid ones kept in the store.
+   missing), fetched beside the blobs, each checked, the valid ones kept in the
+   store.
 4. ``verify(reference, digest)``, when given (the trust policy: it raises to
    refuse the image), then the name (``registry/repository:tag``, or
    ``@digest``) is written last. A refused pull writes no name; its blobs stay
    for gc.
+
+Durability: each blob is fsynced when it is committed; the store's blob
+directory once, before the name is written (not after each blob).
 
 The store's lock is held shared and every blob is in a lease until the name
 points at it, so a concurrent gc never takes half a pull.
@@ -32,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from hutch.common.digest import Digest
 from hutch.errors import Conflict, HutchError, InvalidArgument, NotFound
-from hutch.images.content import ContentStore
+from hutch.images.content import BlobInfo, ContentStore
 from hutch.images.gc import store_lock
 from hutch.images.metadata import MetadataStore
 from hutch.images.registry.auth import AuthConfig
@@ -58,7 +64,7 @@ if TYPE_CHECKING:
 
 Verify = Callable[[Reference, Digest], None]
 
-DEFAULT_WORKERS = 3
+DEFAULT_WORKERS = 4  # downloads at once: the layers of most images, on 2 cores
 DEFAULT_RETRIES = 2  # more attempts for a blob whose download breaks off (each resumes)
 MAX_NESTING = 4
 INGEST_WAIT = 600.0  # seconds to wait for another process downloading the same blob
@@ -123,10 +129,14 @@ def _pull(ref: Reference, content: ContentStore, meta: MetadataStore, client: Re
           retries: int, signatures: SignatureStore | None,
           verify: Verify | None) -> PullResult:
     repo = ref.repository
-    with store_lock(content, exclusive=False), meta.lease() as lease:
+    with store_lock(content, exclusive=False), meta.lease() as lease, \
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="hutch-pull-side") as side:
+        # Beside the blobs: storing the manifests (an fsync each), fetching signatures.
         top = client.get_manifest(repo, ref.digest or ref.object)
-        _keep(content, meta, lease, top)
+        kept = [_keep(content, meta, lease, top, side)]
         target = top.descriptor
+        found_sigs = side.submit(_fetch_signatures, client, repo, target.digest) \
+            if signatures is not None else None
         fetched = top
         for _ in range(MAX_NESTING):
             if not is_index(fetched.media_type):
@@ -142,7 +152,7 @@ def _pull(ref: Reference, content: ContentStore, meta: MetadataStore, client: Re
             if len(fetched.data) != child.size:
                 raise InvalidArgument(f"{ref}: manifest {child.digest} has {len(fetched.data)} "
                                       f"bytes, but the index says {child.size}")
-            _keep(content, meta, lease, fetched)
+            kept.append(_keep(content, meta, lease, fetched, side))
         else:
             raise InvalidArgument(f"{ref}: indexes nested more than {MAX_NESTING} deep")
         if not is_manifest(fetched.media_type):
@@ -174,10 +184,15 @@ def _pull(ref: Reference, content: ContentStore, meta: MetadataStore, client: Re
         if not is_index(target.media_type):
             target = Descriptor(target.media_type, target.digest, target.size,
                                 platform=config.platform)
+        for stored in kept:
+            stored.result()
         image = resolve(content, target, wanted if is_index(target.media_type)
                         else config.platform)
-        sigs = _signatures(client, repo, target.digest, signatures) \
-            if signatures is not None else None
+        sigs = None
+        if found_sigs is not None and signatures is not None:
+            sigs = found_sigs.result()
+            if sigs.valid:
+                signatures.add(sigs.valid)
         if verify is not None:
             try:
                 verify(ref, target.digest)
@@ -186,27 +201,26 @@ def _pull(ref: Reference, content: ContentStore, meta: MetadataStore, client: Re
                     e.add_note(note)
                 raise
         name = str(ref)
+        content.sync()  # the blobs' names in the store are durable before the image's
         meta.put(name, target)
     return PullResult(name, ref, target, image, blobs, sigs)
 
 
-def _signatures(client: RegistryClient, repo: str, digest: Digest,
-                store: SignatureStore) -> FetchedSignatures:
-    """The image's signatures from the registry, the valid ones kept in ``store``; a
-    failure to fetch them is recorded, not raised (the policy decides if it matters)."""
+def _fetch_signatures(client: RegistryClient, repo: str, digest: Digest) -> FetchedSignatures:
+    """The image's signatures from the registry, checked; a failure to fetch them is
+    recorded, not raised (the policy decides if it matters)."""
     from hutch.images.registry import signatures as remote
     try:
-        found = remote.fetch(client, repo, digest)
+        return remote.fetch(client, repo, digest)
     except HutchError as e:
         return remote.FetchedSignatures(digest, error=str(e))
-    if found.valid:
-        store.add(found.valid)
-    return found
 
 
-def _keep(content: ContentStore, meta: MetadataStore, lease: str, m: FetchedManifest) -> None:
+def _keep(content: ContentStore, meta: MetadataStore, lease: str, m: FetchedManifest,
+          pool: ThreadPoolExecutor) -> Future[BlobInfo]:
+    """Store a fetched manifest (in ``pool``), in the lease before it is in the store."""
     meta.add_to_lease(lease, m.digest)
-    content.ingest_bytes(m.data, m.digest)
+    return pool.submit(content.ingest_bytes, m.data, m.digest, sync_dir=False)
 
 
 def _fetch_all(client: RegistryClient, repo: str, blobs: list[tuple[Descriptor, str]],
@@ -217,12 +231,14 @@ def _fetch_all(client: RegistryClient, repo: str, blobs: list[tuple[Descriptor, 
     unique = list({d.digest: (d, kind) for d, kind in blobs}.values())
     if not unique:
         return []
+    # The largest start first, so that what runs alone at the end is a small one.
+    largest_first = sorted(range(len(unique)), key=lambda i: unique[i][0].size, reverse=True)
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=min(workers, len(unique)),
                             thread_name_prefix="hutch-pull") as pool:
-        futures: list[Future[BlobFetch]] = [
-            pool.submit(_fetch, client, repo, d, content, progress, retries, kind, stop)
-            for d, kind in unique]
+        started = {i: pool.submit(_fetch, client, repo, unique[i][0], content, progress,
+                                  retries, unique[i][1], stop) for i in largest_first}
+        futures: list[Future[BlobFetch]] = [started[i] for i in range(len(unique))]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in futures if f.done() and f.exception() is not None), None)
         if failed is not None:
@@ -262,7 +278,7 @@ def _fetch(client: RegistryClient, repo: str, desc: Descriptor, content: Content
     failures = 0
     while True:
         try:
-            client.fetch_blob(repo, desc, content, result=result,
+            client.fetch_blob(repo, desc, content, result=result, sync_dir=False,
                               on_bytes=lambda n: progress.advance(key, n))
         except Conflict:
             # Another process downloads the same blob right now: wait for it.
