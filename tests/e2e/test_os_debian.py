@@ -88,9 +88,12 @@ def test_debian_boots_sysvinit_and_stops_through_it(hutch: Hutch) -> None:
     logs = hutch("logs", "deb").stdout
     assert "INIT: Entering runlevel: 2" in logs
     assert "returned failure" not in logs  # startpar: no rc script failed
-    ps = hutch("attach", "deb", "--", "ps", "-e", "-o", "args=").stdout
-    # root is logged in on the console and on tty1 and tty2 (agetty -> login -> bash)
-    assert ps.split("\n").count("/bin/login -f") == 3 and ps.split("\n").count("-bash") == 3
+    # root is logged in on the console and on tty1 and tty2 (agetty -> login -> bash);
+    # the last shells may still be starting on a slow host
+    def logged_in() -> bool:
+        ps = hutch("attach", "deb", "--", "ps", "-e", "-o", "args=").stdout.split("\n")
+        return ps.count("/bin/login -f") == 3 and ps.count("-bash") == 3
+    _wait_for("three root shells", logged_in)
     assert "no job control" not in logs  # the console is the shell's controlling tty
 
     # a service of ours, enabled the Debian way

@@ -1,8 +1,11 @@
-"""Files written whole or not at all: temp file, fsync, rename, fsync the directory."""
+"""Files written whole or not at all: temp file, fsync, rename, fsync the directory.
+
+``json`` is imported by the functions that use it: the shim's steady state writes
+through ``write_atomic`` without it (see hutch.shim.minijson).
+"""
 
 from __future__ import annotations
 
-import json
 import os
 
 
@@ -28,9 +31,11 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
 
 
 def write_json_atomic(path: str, obj: object, mode: int = 0o644) -> None:
+    import json
     write_atomic(path, json.dumps(obj, separators=(",", ":")).encode(), mode)
 
 
 def read_json(path: str) -> object:
+    import json
     with open(path, "rb") as f:
         return json.loads(f.read())

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from hutch.common.sqlite import use_wal
 from hutch.errors import AlreadyExists, NotFound
 
 SCHEMA = """
@@ -36,8 +37,8 @@ class Database:
     def __init__(self, path: str) -> None:
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA busy_timeout=30000")
+        use_wal(self.conn)
         self.conn.executescript(SCHEMA)
 
     @contextmanager

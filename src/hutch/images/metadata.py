@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from hutch.common.digest import Digest
+from hutch.common.sqlite import use_wal
 from hutch.errors import AlreadyExists, InvalidArgument, NotFound
 from hutch.oci.image_spec import Descriptor, parse_descriptor
 
@@ -69,8 +70,8 @@ def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":  # pragma: no cover (a file system without shared memory)
+    mode = use_wal(conn)
+    if mode != "wal":  # pragma: no cover (a file system without shared memory)
         conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")

@@ -1,9 +1,10 @@
 """The shim's health checks: run a command inside the container every interval.
 
-A probe is a fork of the shim that runs the runtime's exec (as ``hutch exec``
-does) with its stdout and stderr on a pipe; the shim's main loop reads the pipe,
-reaps the probe and records the result. The state has Docker's shape (it is
-shown as ``State.Health`` by ``hutch inspect``)::
+A probe is a short-lived child running the runtime's exec (as ``hutch exec``
+does; shim/probe.py) with its stdout and stderr on a pipe; the shim's main
+loop reads the pipe, reaps the probe and records the result. The shim itself does
+not import the runtime for it (it stays small for the container's whole life).
+The state has Docker's shape (it is shown as ``State.Health`` by ``hutch inspect``)::
 
     {"Status": "starting" | "healthy" | "unhealthy", "FailingStreak": n,
      "Log": [{"Start": t, "End": t, "ExitCode": n, "Output": text}, ...]}
@@ -17,9 +18,11 @@ is killed and counts as a failure.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
+from _signal import SIGKILL, SIGTERM  # not signal: it pulls in enum (shim/supervisor.py)
+
+from hutch.shim import probe
 from hutch.shim.logs import rfc3339
 
 KEEP_RESULTS = 5
@@ -60,7 +63,22 @@ class HealthCheck:
         self.active = False
         self.next_at = None
         if self.pid:
-            self._kill(signal.SIGKILL)
+            self._kill(SIGKILL)
+
+    # -- handing over to the shim's next image (shim/handover.py) -------------------------
+
+    _SAVED = ("state", "started", "next_at", "pid", "fd", "probe_start", "deadline",
+              "term_sent", "active")
+
+    def handover_state(self) -> dict:
+        """Everything but the config; times are CLOCK_MONOTONIC, which an execve keeps."""
+        return {**{k: getattr(self, k) for k in self._SAVED},
+                "output": self.output.decode("latin-1")}
+
+    def restore(self, state: dict) -> None:
+        for k in self._SAVED:
+            setattr(self, k, state[k])
+        self.output = state["output"].encode("latin-1")
 
     # -- the main loop's view ------------------------------------------------------------
 
@@ -78,10 +96,10 @@ class HealthCheck:
         """Start a probe when one is due; end one that outlived its timeout."""
         if self.pid:
             if now >= self.deadline and not self.term_sent:
-                self._kill(signal.SIGTERM)
+                self._kill(SIGTERM)
                 self.term_sent = True
             elif self.term_sent and now >= self.deadline + KILL_GRACE:
-                self._kill(signal.SIGKILL)
+                self._kill(SIGKILL)
             return
         if self.next_at is not None and now >= self.next_at:
             self._spawn()
@@ -118,28 +136,16 @@ class HealthCheck:
     # -- probes ------------------------------------------------------------------------
 
     def _spawn(self) -> None:
-        # Imported here, in the shim, once: every later probe's fork has it already
-        # (and the shim's start, on every container's start path, does not pay for it).
-        from hutch.runtime.exec import ExecOptions, exec_process
         r, w = os.pipe2(os.O_CLOEXEC)
         self.probe_start = time.time_ns()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the probe process
+        try:
+            pid = probe.spawn(self.runtime_root, self.id, self.argv, w)
+        except OSError as e:  # no process to start: a failed probe, tried again later
             os.close(r)
-            code = 126
-            try:
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(w, 1)
-                os.dup2(w, 2)
-                code = exec_process(self.runtime_root, self.id, ExecOptions(args=self.argv))
-            except BaseException as e:  # noqa: BLE001 - reported as the probe's output
-                os.write(2, f"health check: {e}\n".encode())
-            os._exit(code & 0xFF)
-        os.close(w)
+            self._record(-1, f"health check: cannot start the probe: {e}\n")
+            return
+        finally:
+            os.close(w)
         self.pid, self.fd, self.output = pid, r, b""
         self.deadline = time.monotonic() + self.timeout
         self.term_sent = False

@@ -3,13 +3,18 @@
 Each line is ``{"time": RFC3339Nano, "stream": "stdout"|"stderr", "log": text}``, as
 Docker's json-file driver writes them. When the file would grow past ``max_size``
 it is renamed to ``.1`` (older ones shift up to ``.N``, the oldest dropped).
+
+The writer lives in every shim for the container's whole life, so it encodes with
+``minijson`` (no ``json``, ``re``, ``enum``); the readers, used by the CLI, import
+``json`` when they run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from hutch.shim.minijson import quote
 
 
 def rfc3339(ns: int) -> str:
@@ -25,6 +30,22 @@ class JsonLog:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.size = os.fstat(self.fd).st_size
         self._partial: dict[str, bytes] = {}
+
+    # -- handing over to the shim's next image (shim/handover.py) -------------------------
+
+    def handover_state(self) -> dict:
+        """What a re-executed shim needs to go on writing: the open file, its size and
+        the lines not finished yet (bytes as latin-1 text: any byte survives)."""
+        return {"fd": self.fd, "size": self.size,
+                "partial": {k: v.decode("latin-1") for k, v in self._partial.items()}}
+
+    @classmethod
+    def restore(cls, path: str, max_size: int, max_files: int, state: dict) -> JsonLog:
+        log = cls.__new__(cls)
+        log.path, log.max_size, log.max_files = path, max_size, max(1, max_files)
+        log.fd, log.size = int(state["fd"]), int(state["size"])
+        log._partial = {k: v.encode("latin-1") for k, v in state["partial"].items()}
+        return log
 
     def write(self, stream: str, data: bytes) -> None:
         """Log ``data``; complete lines become entries, a partial one waits for its end."""
@@ -44,8 +65,8 @@ class JsonLog:
         self._partial.clear()
 
     def _entry(self, stream: str, raw: bytes) -> None:
-        line = (json.dumps({"time": rfc3339(time.time_ns()), "stream": stream,
-                            "log": raw.decode("utf-8", "replace")}) + "\n").encode()
+        line = (f'{{"time": "{rfc3339(time.time_ns())}", "stream": {quote(stream)}, '
+                f'"log": {quote(raw.decode("utf-8", "replace"))}}}\n').encode()
         if self.size and self.size + len(line) > self.max_size:
             self._rotate()
         os.write(self.fd, line)
@@ -84,6 +105,7 @@ def read_rotated(path: str, max_files: int = 3) -> list[dict]:
 
 
 def _read(path: str) -> list[dict]:
+    import json
     try:
         with open(path, "rb") as f:
             return [json.loads(line) for line in f if line.strip()]
@@ -122,4 +144,5 @@ class LogFollower:
             data = f.read()
         self.offset += len(data)
         *lines, self.partial = (self.partial + data).split(b"\n")
+        import json
         return [json.loads(line) for line in lines if line.strip()]

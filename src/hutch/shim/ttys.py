@@ -12,7 +12,7 @@ what they type goes to the master. Nothing is logged: these are logins.
 from __future__ import annotations
 
 import os
-import socket
+from _socket import socket  # not the socket package: it pulls in enum (shim/supervisor.py)
 
 
 class Ttys:
@@ -22,7 +22,7 @@ class Ttys:
         self.owner = owner
         self.masters: dict[int, int] = {}  # master fd -> tty number
         self.slaves: list[int] = []
-        self.clients: dict[socket.socket, int] = {}  # attached client -> tty number
+        self.clients: dict[int, tuple[socket, int]] = {}  # fd -> attached client, tty number
 
     def open(self) -> None:
         """The pty pairs, and the links the container's config binds."""
@@ -39,58 +39,71 @@ class Ttys:
             os.symlink(path, tmp)
             os.replace(tmp, link)
 
+    # -- handing over to the shim's next image (shim/handover.py) -------------------------
+
+    def handover_state(self) -> dict:
+        return {"masters": [[fd, n] for fd, n in self.masters.items()], "slaves": self.slaves,
+                "clients": [[fd, n] for fd, (_, n) in self.clients.items()]}
+
+    def restore(self, state: dict) -> None:
+        self.masters = {int(fd): int(n) for fd, n in state["masters"]}
+        self.slaves = [int(fd) for fd in state["slaves"]]
+        self.clients = {int(fd): (socket(fileno=int(fd)), int(n)) for fd, n in state["clients"]}
+
+    # -- the main loop's view ---------------------------------------------------------------
+
     def master_of(self, n: int) -> int:
         for fd, number in self.masters.items():
             if number == n:
                 return fd
         raise KeyError(n)
 
-    def fds(self) -> list:
+    def fds(self) -> list[int]:
         return [*self.masters, *self.clients]
 
-    def owns(self, r: object) -> bool:
-        return r in self.masters or r in self.clients
+    def owns(self, fd: int) -> bool:
+        return fd in self.masters or fd in self.clients
 
-    def attach(self, n: int, conn: socket.socket) -> None:
+    def attach(self, n: int, conn: socket) -> None:
         self.master_of(n)  # KeyError for a tty the container does not have
-        self.clients[conn] = n
+        self.clients[conn.fileno()] = (conn, n)
 
-    def ready(self, r: object) -> None:
+    def ready(self, fd: int) -> None:
         """Output of a tty to its clients, or a client's input to its tty."""
-        if isinstance(r, int):
+        if fd in self.masters:
             try:
-                data = os.read(r, 65536)
+                data = os.read(fd, 65536)
             except OSError:
                 return
-            n = self.masters[r]
-            for client, number in list(self.clients.items()):
+            n = self.masters[fd]
+            for cfd, (client, number) in list(self.clients.items()):
                 if number == n:
                     try:
                         client.sendall(data)
                     except OSError:
-                        self.drop(client)
+                        self.drop(cfd)
             return
-        client = r
-        assert isinstance(client, socket.socket)
+        client, n = self.clients[fd]
         try:
             data = client.recv(65536)
         except OSError:
             data = b""
         if not data:
-            self.drop(client)
+            self.drop(fd)
             return
         try:
-            os.write(self.master_of(self.clients[client]), data)
+            os.write(self.master_of(n), data)
         except OSError:
             pass
 
-    def drop(self, client: socket.socket) -> None:
-        self.clients.pop(client, None)
-        client.close()
+    def drop(self, fd: int) -> None:
+        entry = self.clients.pop(fd, None)
+        if entry is not None:
+            entry[0].close()
 
     def close(self) -> None:
-        for client in list(self.clients):
-            self.drop(client)
+        for fd in list(self.clients):
+            self.drop(fd)
         for fd in [*self.masters, *self.slaves]:
             os.close(fd)
         self.masters, self.slaves = {}, []
