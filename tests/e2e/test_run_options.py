@@ -97,3 +97,17 @@ def test_block_io_limits_reach_the_containers_cgroup(hutch, loop_device):  # noq
             ("--device-read-bps", "1mb", "expected DEVICE:RATE")):
         r = hutch("run", "--rm", flag, value, "busybox", "true", check=False)
         assert r.returncode == 125 and message in r.stderr, (value, r.stderr)
+
+
+@pytest.mark.cgroup_v1
+def test_the_shared_hutch_cgroup_goes_with_the_last_container(hutch):  # noqa: F811
+    pids = next(m for m in cgroup_mounts() if "pids" in m.options)
+    parent = os.path.join(own_cgroup_dir(pids) or "", "hutch")
+    for name in ("one", "two"):
+        hutch("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "300")
+    cids = [_inspect(hutch, n)["Id"] for n in ("one", "two")]
+    assert set(cids) <= set(os.listdir(parent))
+    hutch("rm", "-f", "one")
+    assert os.path.isdir(parent) and not os.path.exists(os.path.join(parent, cids[0]))
+    hutch("rm", "-f", "two")
+    assert not os.path.exists(parent)

@@ -148,7 +148,8 @@ def build(opts: RunOptions, image_config: dict, cid: str, id_base: int | None = 
                            "source": f"ttys/{n}", "options": ["bind"]}
                           for n in range(1, opts.ttys + 1))
     linux = spec["linux"]
-    linux["cgroupsPath"] = f"hutch/{cid}"
+    # No cgroupsPath: the runtime's default, hutch/<id> below the caller's cgroup, whose
+    # shared "hutch" parent the runtime removes with the last container in it.
     linux["resources"] = _resources(opts)
     linux["seccomp"] = default_profile(caps)
     if opts.privileged:  # Docker's --privileged: the host's devices and kernel interfaces
