@@ -122,6 +122,10 @@ def test_idmapped_bind_mounts(runtime, open_bundle, container_id, host_dir):
 
 def test_idmap_errors_are_clear_and_leave_nothing(runtime, open_bundle, container_id,
                                                   host_dir):
+    from hutch.testing.host import cgroup_mounts, own_cgroup_dir
+    pids = next(m for m in cgroup_mounts() if "pids" in m.options)
+    shared = os.path.join(own_cgroup_dir(pids) or "", "hutch")
+    had_shared = os.path.exists(shared)
     b = open_bundle(["true"])  # no user namespace
     b.config["mounts"].append({"destination": "/v", "type": "bind", "source": host_dir,
                                "options": ["rbind", "idmap"]})
@@ -136,6 +140,8 @@ def test_idmap_errors_are_clear_and_leave_nothing(runtime, open_bundle, containe
     r = runtime.run("run", "--bundle", b.path, container_id, check=False)
     assert "only bind mounts can be idmapped" in r.stderr, r.stderr
     assert runtime.list_ids() == []
+    if "cgroupsPath" not in b.config.get("linux", {}) and not had_shared:
+        assert not os.path.exists(shared), "the failed create left the shared hutch cgroup"
 
 
 def test_features_announce_idmapped_mounts(runtime):

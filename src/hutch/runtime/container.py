@@ -23,6 +23,16 @@ from hutch.runtime.statedir import StateDir, list_ids
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
+def remove_default_parent(cgroup_state: dict) -> None:
+    """Remove the shared default parent ("hutch") of a container's cgroup, in each
+    hierarchy, once no container uses it (``cgroup_state``: the manager's state())."""
+    for path in (cgroup_state.get("paths") or {}).values():
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass  # another container is still in it, or it is gone already
+
+
 class Container:
     def __init__(self, root: str, container_id: str) -> None:
         self.dir = StateDir(root, container_id)
@@ -167,21 +177,13 @@ class Container:
         if self.cgroup is not None:
             self.cgroup.remove()
             if self.record.get("cgroup_default"):
-                self._remove_default_parent()
+                remove_default_parent(self.record["cgroup"])
         spec = self.spec
         if spec.get("hooks") and not self.record.get("creating"):
             state = self.state()
             state["status"] = STOPPED
             run_hooks(spec.get("hooks"), "poststop", state)
         self.dir.remove()
-
-    def _remove_default_parent(self) -> None:
-        """Remove the shared default parent ("hutch") once no container uses it."""
-        for path in (self.record["cgroup"].get("paths") or {}).values():
-            try:
-                os.rmdir(os.path.dirname(path))
-            except OSError:
-                pass  # another container is still in it, or it is gone already
 
     def _kill_everything(self, timeout: float = 10.0) -> None:
         cg = self.cgroup

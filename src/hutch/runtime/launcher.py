@@ -97,7 +97,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> dict:
             write_pid_file(opts.pid_file, init_pid)
         return record
     except BaseException as e:
-        _undo_create(sd, cgroup, init_pid, e)
+        _undo_create(sd, cgroup, init_pid, e,
+                     default_cgroup=not (spec.get("linux") or {}).get("cgroupsPath"))
         raise
     finally:
         if console is not None and opts.console_sock is None:
@@ -229,7 +230,8 @@ def _kill_quietly(pid: int) -> None:
         pass
 
 
-def _undo_create(sd: StateDir, cgroup: object, init_pid: int, error: BaseException) -> None:
+def _undo_create(sd: StateDir, cgroup: object, init_pid: int, error: BaseException,
+                 default_cgroup: bool = False) -> None:
     """Roll back a failed create; cleanup failures are attached to the first error."""
     if init_pid:
         _kill_quietly(init_pid)
@@ -237,6 +239,9 @@ def _undo_create(sd: StateDir, cgroup: object, init_pid: int, error: BaseExcepti
         try:
             cgroup.kill_all(9)  # type: ignore[attr-defined]
             cgroup.remove()  # type: ignore[attr-defined]
+            if default_cgroup:
+                from hutch.runtime.container import remove_default_parent
+                remove_default_parent(cgroup.state())  # type: ignore[attr-defined]
         except Exception as e:  # noqa: BLE001
             error.add_note(f"cleanup: {e}")
     try:
