@@ -107,7 +107,7 @@ class Shim(Supervisor):
         if self.halt_is_exit_0 and os.WIFSIGNALED(status) \
                 and os.WTERMSIG(status) == _signal.SIGINT:
             code = 0
-        self.drain()
+        self.drain(settle=0.05)
         assert self.log is not None
         self.log.flush()
         for fd in list(self.outputs):

@@ -208,11 +208,17 @@ class Supervisor:
         if self.log is not None:
             self.log.write("stderr", f"hutch-shim: {text}\n".encode())
 
-    def drain(self) -> None:
-        """Read what the container wrote and has not been logged yet."""
+    def drain(self, settle: float = 0.0) -> None:
+        """Read what the container wrote and has not been logged yet.
+
+        ``settle``: how long to wait for more from a terminal. What a process writes to
+        a pty reaches the master through the kernel's flip buffer, pushed by a worker
+        thread a moment later: the last line before an exit (a halt's "Will now halt.")
+        may not be readable yet when the exit is seen."""
         for fd in list(self.outputs):
+            wait = settle if fd == self.master else 0.0
             while True:
-                ready, _, _ = select.select([fd], [], [], 0)
+                ready, _, _ = select.select([fd], [], [], wait)
                 if not ready or not self.pump(fd):
                     break
 
