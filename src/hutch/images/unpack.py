@@ -258,6 +258,24 @@ def _split(name: str, member: str, limits: Limits, what: str = "name") -> list[s
     return parts
 
 
+def _symlink_parts(member: str, where: str, target: str, depth: int) -> list[str]:
+    """The parts of a relative symlink's ``target`` to walk next, from ``depth`` levels
+    below the layer's root; refused when it is absolute or climbs above the root."""
+    if target.startswith("/"):
+        raise UnsafeLayer(member, f"writing through the symlink {where} -> {target} "
+                                  "refused: it points outside the layer's root")
+    for p in target.split("/"):
+        if p == "..":
+            depth -= 1
+            if depth < 0:
+                raise UnsafeLayer(member, f"writing through the symlink {where} -> "
+                                          f"{target} refused: it points outside the "
+                                          "layer's root")
+        elif p not in ("", "."):
+            depth += 1
+    return [p for p in target.split("/") if p not in ("", ".")]
+
+
 def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -375,20 +393,7 @@ class _Applier:
         if links > _MAX_SYMLINKS:
             raise UnsafeLayer(member, "too many levels of symbolic links on its path")
         where = "/".join(at)
-        if target.startswith("/"):
-            raise UnsafeLayer(member, f"writing through the symlink {where} -> {target} "
-                                      "refused: it points outside the layer's root")
-        depth = len(at) - 1
-        for p in target.split("/"):
-            if p == "..":
-                depth -= 1
-                if depth < 0:
-                    raise UnsafeLayer(member, f"writing through the symlink {where} -> "
-                                              f"{target} refused: it points outside the "
-                                              "layer's root")
-            elif p not in ("", "."):
-                depth += 1
-        todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
+        todo[:0] = _symlink_parts(member, where, target, len(at) - 1)
         return links
 
     # -- lower layers (overlay mode) -------------------------------------------------
@@ -952,20 +957,7 @@ class LayerScanner:
             if links > _MAX_SYMLINKS:
                 raise UnsafeLayer(member, "too many levels of symbolic links on its path")
             target, where = node[1], "/".join(done + [name])
-            if target.startswith("/"):
-                raise UnsafeLayer(member, f"writing through the symlink {where} -> {target} "
-                                          "refused: it points outside the layer's root")
-            depth = len(done)
-            for p in target.split("/"):
-                if p == "..":
-                    depth -= 1
-                    if depth < 0:
-                        raise UnsafeLayer(member, f"writing through the symlink {where} -> "
-                                                  f"{target} refused: it points outside the "
-                                                  "layer's root")
-                elif p not in ("", "."):
-                    depth += 1
-            todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
+            todo[:0] = _symlink_parts(member, where, target, len(done))
         return tuple(done)
 
     def _drop(self, path: tuple[str, ...]) -> None:
