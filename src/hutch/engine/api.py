@@ -438,10 +438,13 @@ class Engine:
         """Bytes and packets through the container's interfaces (lo aside), from its own
         network namespace's /proc/net/dev; zero for --network host or none."""
         total = {"rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0, "tx_packets": 0}
+        from hutch.network.netns import same_netns
         pid = self.shim(cid).status().get("pid") or 0
-        if not pid or self.net.host_netns is None and \
-                os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
-            return total
+        try:
+            if not pid or same_netns(f"/proc/{pid}/ns/net", self.net.host_netns):
+                return total  # --network host: the host's counters are not the container's
+        except OSError:
+            return total  # it has just ended
         try:
             with open(f"/proc/{pid}/net/dev") as f:
                 lines = f.read().splitlines()[2:]
