@@ -175,7 +175,33 @@ def libtrust_key_id(spki_der: bytes) -> str:
     return ":".join(raw[i:i + 4] for i in range(0, len(raw), 4))
 
 
-class TokenServer:
+class _ServedHere:
+    """An HTTP server of the test's own on 127.0.0.1 (a free port), in a thread."""
+
+    _server: http.server.ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _serve(self, handler: type[http.server.BaseHTTPRequestHandler], name: str) -> None:
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True, name=name)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class TokenServer(_ServedHere):
     """Issues bearer tokens for ``users`` (name -> password) on 127.0.0.1."""
 
     def __init__(self, workdir: str, users: dict[str, str], service: str = "hutch-test",
@@ -186,8 +212,6 @@ class TokenServer:
         self.issuer = issuer
         self.lifetime = lifetime
         self.requests: list[dict[str, Any]] = []
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._key: Any = None
         self.cert_path = os.path.join(workdir, "token-cert.pem")
         self.kid = ""
@@ -288,27 +312,12 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="token-server")
-        self._thread.start()
+        self._serve(Handler, "token-server")
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
 
     def __enter__(self) -> TokenServer:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --- a recording, fault-injecting proxy ------------------------------------------------------
@@ -337,14 +346,12 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "up
 
 
 @dataclass
-class RecordingProxy:
+class RecordingProxy(_ServedHere):
     """Forward every request to ``upstream`` (host:port), recording it."""
 
     upstream: str
     hits: list[Hit] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    _server: Any = None
-    _thread: Any = None
     _lock: Any = field(default_factory=threading.Lock)
 
     @property
@@ -418,24 +425,9 @@ class RecordingProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="registry-proxy")
-        self._thread.start()
+        self._serve(Handler, "registry-proxy")
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
 
     def __enter__(self) -> RecordingProxy:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
