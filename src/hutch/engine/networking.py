@@ -287,8 +287,6 @@ class ContainerNetworks:
         """Remove what a crash left (namespaces, attachments and links of containers that
         are gone, resolvers of networks that are gone) and the user-made networks that
         no container uses; returns what went."""
-        import shutil
-
         from hutch.network.dns import NetworkDns
         from hutch.network.netns import remove_persistent
         removed = []
@@ -312,8 +310,7 @@ class ContainerNetworks:
         dns_dir = os.path.join(self.state_dir, "dns")
         for name in sorted(os.listdir(dns_dir)) if os.path.isdir(dns_dir) else []:
             if name not in names:
-                NetworkDns(self.state_dir, name, self.host_netns).stop()
-                shutil.rmtree(os.path.join(dns_dir, name), ignore_errors=True)
+                NetworkDns(self.state_dir, name, self.host_netns).stop()  # and its files
                 removed.append(f"resolver of {name}")
         for name in names:
             self.refresh_names(name)
