@@ -99,11 +99,10 @@ class Engine:
         bundle = self.layout.container_dir(cid)
         try:
             id_base = self.db.allocate_idmap(cid) if opts.userns == "auto" else None
-            netns, files = self._network_setup(cid, netreq, opts.hostname or cid[:12],
-                                               id_base)
+            netns, userns, files = self._network_setup(cid, netreq, opts.hostname or cid[:12],
+                                                       id_base)
             spec = build(Volumes(self).for_spec(opts), image_config, cid, id_base, netns=netns,
-                         files=files, userns=self.net.userns_path(cid)
-                         if netreq.mode == "networks" and id_base is not None else None)
+                         files=files, userns=userns)
             mounts = self.snapshotter.prepare(f"container/{cid}", parent)
             os.makedirs(os.path.join(bundle, "rootfs"), mode=0o711)
             self._mount_root(mounts, os.path.join(bundle, "rootfs"), id_base)
@@ -128,18 +127,22 @@ class Engine:
 
     def _network_setup(self, cid: str, req: NetworkRequest, hostname: str,
                        id_base: int | None, again: bool = False
-                       ) -> tuple[str | None, dict[str, str]]:
+                       ) -> tuple[str | None, str | None, dict[str, str]]:
         """The container's network namespace (a path, or None for the runtime to make
-        one or for the host's) and the files to bind into it (/etc/hosts ...)."""
-        netns = None
+        one or for the host's), the user namespace owning it (which the container joins)
+        and the files to bind into it (/etc/hosts ...)."""
+        netns = userns = None
         if req.mode == "networks":
             netns = (self.net.ensure if again else self.net.setup)(cid, req, id_base)
+            if id_base is not None:  # the namespace's owner, which the container joins
+                userns = self.net.userns_path(cid)
         elif req.mode == "host":
-            return self.net.host_netns, {}
+            return self.net.host_netns, None, {}
         directory = self.layout.container_dir(cid)
         os.makedirs(directory, mode=0o711, exist_ok=True)
-        return netns, self.net.write_files(cid, directory, hostname,
-                                           with_resolver=netns is not None, owner=id_base)
+        return netns, userns, self.net.write_files(cid, directory, hostname,
+                                                   with_resolver=netns is not None,
+                                                   owner=id_base)
 
     def _netns_of(self, ref: str) -> str:
         """The network namespace path of a running container (for --network container:)."""
