@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hutch.engine import templates
-from hutch.engine.api import _signal_number
+from hutch.common.signals import signal_number as _signal_number
 from hutch.errors import InvalidArgument, NotFound
 from hutch.images.templates import debian
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 
 from hutch import OCI_VERSION, __version__
 from hutch.cli.flags import Flag, Verb, parse, usage
+from hutch.common.signals import signal_number
 from hutch.errors import HutchError, InvalidArgument
 from hutch.runtime.statedir import default_root
 
@@ -48,20 +48,7 @@ class Logger:
             print(f"{PROG}: debug: {msg}", file=sys.stderr)
 
 
-def parse_signal(text: str) -> int:
-    t = text.upper()
-    if t.isdigit():
-        return int(t)
-    if not t.startswith("SIG"):
-        t = "SIG" + t
-    if t.startswith("SIGRTMIN+") or t.startswith("SIGRTMAX-"):
-        base = signal.SIGRTMIN if t.startswith("SIGRTMIN") else signal.SIGRTMAX
-        off = int(t[9:])
-        return int(base) + off if base == signal.SIGRTMIN else int(base) - off
-    try:
-        return int(signal.Signals[t])
-    except KeyError:
-        raise InvalidArgument(f"unknown signal {text!r}") from None
+parse_signal = signal_number  # kill's SIGNAL: a number, KILL, SIGTERM, SIGRTMIN+3
 
 
 def _command_line() -> tuple[list[Flag], dict[str, Verb]]:

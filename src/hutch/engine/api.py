@@ -7,9 +7,9 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import time
 
+from hutch.common.signals import signal_number
 from hutch.engine.db import Database
 from hutch.engine.networking import ContainerNetworks, NetworkRequest
 from hutch.engine.paths import Layout
@@ -239,7 +239,7 @@ class Engine:
             "id": cid, "dir": shim_dir, "runtime_root": self.layout.runtime_root,
             "bundle": self.layout.container_dir(cid), "terminal": config.get("tty", False),
             "stdin": config.get("interactive", False), "restart": config["restart"],
-            "stop_signal": _signal_number(config.get("stop_signal") or "SIGTERM"),
+            "stop_signal": signal_number(config.get("stop_signal") or "SIGTERM"),
             "log": {"max_size": 10 << 20, "max_files": 3}, "start_on_attach": attach_first,
             "halt_is_exit_0": bool(config.get("template")),  # an OS container's poweroff
             "health": config.get("health"),
@@ -353,7 +353,7 @@ class Engine:
         row = self.db.find(ref)
         if self.status(row["id"]) != "running":
             raise WrongState(f"container {row['name']} is not running")
-        self.shim(row["id"]).kill(_signal_number(sig), all_processes=False)
+        self.shim(row["id"]).kill(signal_number(sig), all_processes=False)
 
     def stop(self, ref: str, timeout: float = 10.0) -> None:
         row = self.db.find(ref)
@@ -476,20 +476,3 @@ class Engine:
             self._images.close()
         if self._snapshotter is not None:
             self._snapshotter.close()
-
-
-def _signal_number(sig: str | int) -> int:
-    if isinstance(sig, int) or str(sig).isdigit():
-        return int(sig)
-    name = str(sig).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    for base, sign in (("SIGRTMIN", 1), ("SIGRTMAX", -1)):  # SIGRTMIN+3: systemd's halt
-        if name.startswith(base) and name[len(base):].lstrip("+-").isdigit():
-            offset = int(name[len(base):] or 0)
-            number = int(getattr(signal, base)) + offset
-            if sign * offset >= 0 and signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-                return number
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"unknown signal {sig!r}") from None

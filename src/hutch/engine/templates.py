@@ -193,9 +193,9 @@ def boot(template: dict, options: dict[str, Any]) -> tuple[list[str], str]:
         raise InvalidArgument(f"--init {options.get('init')!r}: an absolute path in the "
                               "root file system")
     stop_signal = options.get("stop_signal") or template["stop_signal"]
-    from hutch.engine.api import _signal_number
+    from hutch.common.signals import signal_number
     try:
-        _signal_number(stop_signal)
+        signal_number(stop_signal)
     except InvalidArgument:
         raise InvalidArgument(f"--stop-signal {stop_signal}: not a signal (SIGPWR, SIGUSR2, "
                               "SIGRTMIN+3...)") from None
